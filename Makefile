@@ -1,0 +1,45 @@
+# CRR Monitor: the two commands people start with are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/src
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: demo test unit lint build bench clean
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## demo: the whole monitor on a local AWS emulator, with S3 replication emulated, and a report
+demo: $(STAMP)
+	$(BIN)/python -m crrmon_local.demo $(ARGS)
+
+## test: lint, build, then every test (unit, integration, template, built handlers, small demo)
+test: $(STAMP) lint build
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## unit: the tests alone, without lint and build
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff on the code, cfn-lint and sam validate on the templates
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml forwarder/template.yaml
+	$(BIN)/sam validate --lint --template template.yaml
+
+## build: sam build for the python3.13 runtime
+build: $(STAMP)
+	PATH="$(BIN):$$PATH" scripts/sam-build
+
+bench: $(STAMP)
+	$(BIN)/python -m crrmon_local.bench
+
+clean:
+	rm -rf .aws-sam $(VENV) .pytest_cache .ruff_cache .hypothesis

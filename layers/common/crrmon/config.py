@@ -1,0 +1,97 @@
+"""Configuration: read once from the environment variables that template.yaml sets.
+
+Every function gets the same variables (template Globals), so one typed object serves all three.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+VERIFY_MODES = ("size", "etag", "checksum")
+
+# Environment variable names, one place. template.yaml sets exactly these (tests check both ways).
+ENV_VARS = (
+    "TABLE_NAME",
+    "OVERDUE_INDEX_NAME",
+    "TIMER_QUEUE_URL",
+    "DELIVERY_STREAM_NAME",
+    "ALERT_TOPIC_ARN",
+    "SOURCE_BUCKETS",
+    "DESTINATION_BUCKETS",
+    "TOPOLOGY_PARAMETER_NAME",
+    "TOPOLOGY_REFRESH_SECONDS",
+    "RPO_SECONDS",
+    "EXPECTED_THROUGHPUT_MBPS",
+    "GIVE_UP_SECONDS",
+    "VERIFY_MODE",
+    "RECORD_RETENTION_HOURS",
+    "HEAD_REQUESTS_PER_SECOND",
+    "CANARY_INTERVAL_MINUTES",
+    "SILENCE_MINUTES",
+    "ALLOWED_ACCOUNTS",
+)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    table_name: str
+    overdue_index_name: str = "Overdue"
+    timer_queue_url: str = ""
+    delivery_stream_name: str = ""  # empty: archive disabled
+    alert_topic_arn: str = ""  # empty: no digests
+    source_buckets: tuple[str, ...] = ()
+    destination_buckets: tuple[str, ...] = ()
+    topology_parameter_name: str = ""
+    topology_refresh_seconds: int = 300
+    rpo_seconds: int = 900
+    expected_throughput_mbps: float = 50.0
+    give_up_seconds: int = 86400
+    verify_mode: str = "etag"
+    record_retention_hours: int = 24
+    head_requests_per_second: float = 20.0
+    canary_interval_minutes: int = 0
+    silence_minutes: int = 0
+    allowed_accounts: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.table_name:
+            raise ValueError("TABLE_NAME is required")
+        if self.verify_mode not in VERIFY_MODES:
+            raise ValueError(f"VERIFY_MODE must be one of {VERIFY_MODES}, not {self.verify_mode!r}")
+        if self.rpo_seconds < 1 or self.give_up_seconds < self.rpo_seconds:
+            raise ValueError("need 1 <= RPO_SECONDS <= GIVE_UP_SECONDS")
+        if self.expected_throughput_mbps <= 0 or self.head_requests_per_second <= 0:
+            raise ValueError("EXPECTED_THROUGHPUT_MBPS and HEAD_REQUESTS_PER_SECOND must be positive")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        return cls(
+            table_name=get("TABLE_NAME"),
+            overdue_index_name=get("OVERDUE_INDEX_NAME", "Overdue"),
+            timer_queue_url=get("TIMER_QUEUE_URL"),
+            delivery_stream_name=get("DELIVERY_STREAM_NAME"),
+            alert_topic_arn=get("ALERT_TOPIC_ARN"),
+            source_buckets=_csv(get("SOURCE_BUCKETS")),
+            destination_buckets=_csv(get("DESTINATION_BUCKETS")),
+            topology_parameter_name=get("TOPOLOGY_PARAMETER_NAME"),
+            topology_refresh_seconds=int(get("TOPOLOGY_REFRESH_SECONDS", "300")),
+            rpo_seconds=int(get("RPO_SECONDS", "900")),
+            expected_throughput_mbps=float(get("EXPECTED_THROUGHPUT_MBPS", "50")),
+            give_up_seconds=int(get("GIVE_UP_SECONDS", "86400")),
+            verify_mode=get("VERIFY_MODE", "etag"),
+            record_retention_hours=int(get("RECORD_RETENTION_HOURS", "24")),
+            head_requests_per_second=float(get("HEAD_REQUESTS_PER_SECOND", "20")),
+            canary_interval_minutes=int(get("CANARY_INTERVAL_MINUTES", "0")),
+            silence_minutes=int(get("SILENCE_MINUTES", "0")),
+            allowed_accounts=_csv(get("ALLOWED_ACCOUNTS")),
+        )
