@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """State of one object version at one destination. Only OVERDUE is not final."""
 
     OVERDUE = "OVERDUE"
@@ -29,13 +29,13 @@ class Status(str, Enum):
 FINAL_STATUSES = tuple(s.value for s in Status if s.final)
 
 
-class ObjectChange(str, Enum):
+class ObjectChange(StrEnum):
     CREATED = "created"  # a new object version (PutObject, CopyObject, CompleteMultipartUpload, POST)
     DELETE_MARKER = "delete_marker"  # a delete marker version was created
     VERSION_DELETED = "version_deleted"  # a specific version was permanently deleted (never replicated)
 
 
-class ReplicationOutcome(str, Enum):
+class ReplicationOutcome(StrEnum):
     """S3 replication event notifications (eventName s3:Replication:<...>)."""
 
     FAILED = "OperationFailedReplication"
@@ -61,15 +61,6 @@ class ObjectEvent:
     account: str | None = None
     encryption: str | None = None  # AES256 | aws:kms | aws:kms:dsse | None when the event does not say
     origin: str = ""  # eventbridge | s3-notification | cloudtrail
-
-    @property
-    def multipart_parts(self) -> int | None:
-        """Part count of a multipart ETag ("...-<parts>"), None for single-part or unknown."""
-        if self.etag and "-" in self.etag:
-            tail = self.etag.rsplit("-", 1)[1]
-            if tail.isdigit():
-                return int(tail)
-        return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,227 @@
+"""Ingest: S3 events in any accepted form -> observations in the table, and deadline timers.
+
+No S3 request on the happy path: only a bucket that is both source and destination needs a HEAD to
+learn the version's role from its replication status. Records are independent: a bad one is parked
+in the dead-letter queue with its reason, a transient failure is reported for retry, and every other
+record of the batch is processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from crrmon.config import Config
+from crrmon.events import parse_body
+from crrmon.evidence import Evidence
+from crrmon.metrics import Counters
+from crrmon.model import Ignored, ObjectChange, ObjectEvent, Rejected, ReplicationEvent, ReplicationOutcome
+from crrmon.store import Store, make_pk
+from crrmon.timers import Timer, send_timers
+from crrmon.topology import Role, TopologyCache
+from crrmon.verify import deadline_s
+
+logger = Logger(child=True)
+
+MAX_WORKERS = 8  # UpdateItems of one batch overlap: a batch costs about one round trip, not ten
+
+
+@dataclass
+class Ingest:
+    config: Config
+    store: Store
+    topology: TopologyCache
+    evidence: Evidence  # HEADs, only for buckets that are both source and destination
+    sqs: Any
+    counters: Counters
+    clock: Callable[[], float]  # epoch seconds
+
+    def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+        failed: set[str] = set()
+        rejected: dict[str, list[Rejected]] = {}
+        work: list[tuple[str, int, ObjectEvent | ReplicationEvent]] = []
+        for record in records:
+            message_id = record["messageId"]
+            receive_count = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+            parsed = parse_body(record.get("body") or "")
+            self.counters.add("EventsReceived", len(parsed))
+            for item in parsed:
+                if isinstance(item, Ignored):
+                    self.counters.add("EventsIgnored", 1, (("Reason", item.reason),))
+                elif isinstance(item, Rejected):
+                    rejected.setdefault(message_id, []).append(item)
+                else:
+                    work.append((message_id, receive_count, item))
+
+        timers: list[tuple[str, Timer]] = []
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            outcomes = pool.map(lambda w: self._observe_safely(*w), work)
+            for (message_id, _, _), outcome in zip(work, outcomes, strict=True):
+                if outcome is None:
+                    failed.add(message_id)
+                elif isinstance(outcome, Rejected):
+                    rejected.setdefault(message_id, []).append(outcome)
+                else:
+                    timers.extend((message_id, t) for t in outcome)
+        for record in records:
+            reasons = rejected.get(record["messageId"])
+            if reasons and record["messageId"] not in failed and not self.park(record, reasons):
+                failed.add(record["messageId"])
+
+        to_send = [t for message_id, t in timers if message_id not in failed]
+        if to_send and self.config.timer_queue_url:
+            unsent = {t.pk for t in send_timers(self.sqs, self.config.timer_queue_url, to_send, now_s=self.clock())}
+            if unsent:
+                logger.warning("timers not sent; their records will be retried", extra={"timers": len(unsent)})
+            failed.update(message_id for message_id, t in timers if t.pk in unsent)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
+
+    def park(self, record: dict[str, Any], rejected: list[Rejected]) -> bool:
+        """Log, count and move an unusable body to the dead-letter queue with its reasons."""
+        reasons = sorted({r.reason for r in rejected})
+        for r in rejected:
+            self.counters.add("EventsRejected", 1, (("Reason", r.reason),))
+            logger.warning(
+                "event rejected", extra={"reason": r.reason, "detail": r.detail, "message_id": record["messageId"]}
+            )
+        if not self.config.events_dlq_url:
+            return True
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.config.events_dlq_url,
+                MessageBody=record.get("body") or "(empty)",
+                MessageAttributes={
+                    "RejectedReason": {"DataType": "String", "StringValue": ",".join(reasons)[:256]},
+                    "SourceMessageId": {"DataType": "String", "StringValue": record["messageId"]},
+                },
+            )
+        except Exception:
+            logger.exception("could not park a rejected event; it will be retried")
+            return False
+        return True
+
+    def _observe_safely(self, message_id: str, receive_count: int, event) -> list[Timer] | Rejected | None:
+        """observe(), with a transient failure logged and turned into None (the record is retried)."""
+        try:
+            return self.observe(event, retried=receive_count > 1)
+        except Exception as error:
+            logger.warning(
+                "observation failed; the record will be retried",
+                extra={"message_id": message_id, "bucket": event.bucket, "error": repr(error)},
+            )
+            self.counters.add("ObservationErrors")
+            return None
+
+    def observe(self, event: ObjectEvent | ReplicationEvent, *, retried: bool) -> list[Timer] | Rejected:
+        """Record one event. Returns the timers to start (first sightings, or every sighting on a retry)."""
+        now_s = self.clock()
+        skip = self._skip_reason(event, now_s)
+        if isinstance(skip, Rejected):
+            return skip
+        if skip:
+            self.counters.add("EventsIgnored", 1, (("Reason", skip.reason),))
+            return []
+        topology = self.topology.get()
+        role = topology.role(event.bucket)
+        if role is None:
+            topology = self.topology.refresh_for_unknown()
+            role = topology.role(event.bucket)
+        if role is None:
+            return Rejected("unknown-bucket", event.bucket)
+
+        now_ms = int(now_s * 1000)
+        pk = make_pk(event.version_id, event.key)
+        writes: list[tuple[str, dict[str, Any], int | None]] = []  # (destination, fields, size)
+        if isinstance(event, ReplicationEvent):
+            if event.outcome is not ReplicationOutcome.FAILED:
+                self.counters.add(f"Replication{event.outcome.value.removeprefix('Operation')}")
+                return []
+            if event.destination_bucket is None:
+                return Rejected("missing-destination", "a replication failure event without a destination")
+            fields = {
+                "src": event.bucket,
+                "sreg": event.region or topology.regions.get(event.bucket),
+                "dreg": topology.regions.get(event.destination_bucket),
+                "rid": event.rule_id,
+                "fail": event.failure_reason or "OperationFailedReplication",
+            }
+            writes.append((event.destination_bucket, fields, event.size))
+        else:
+            if role is Role.BOTH:
+                facts = self.evidence.head(event.bucket, event.key, event.version_id)
+                if not facts.exists:
+                    self.counters.add("EventsIgnored", 1, (("Reason", "version-gone"),))
+                    return []
+                role = Role.DESTINATION if facts.replication_status == "REPLICA" else Role.SOURCE
+            time_ms = int(event.event_time.timestamp() * 1000)
+            if role is Role.SOURCE:
+                writes.extend(self._source_writes(event, topology, time_ms))
+                if not writes:
+                    self.counters.add("EventsOutOfScope", 1, (("Bucket", event.bucket),))
+            else:
+                sources = topology.sources_of(event.bucket)
+                fields = {
+                    "r_etag": event.etag,
+                    "r_size": event.size,
+                    "r_time": time_ms,
+                    "r_enc": event.encryption,
+                    "r_dm": True if event.change is ObjectChange.DELETE_MARKER else None,
+                    "dreg": event.region or topology.regions.get(event.bucket),
+                }
+                if len(sources) == 1:  # one source feeds this destination: name it now
+                    fields["src"] = sources[0]
+                    fields["sreg"] = topology.regions.get(sources[0])
+                writes.append((event.bucket, fields, event.size))
+
+        timers = []
+        expires_s = int(now_s) + self.config.give_up_seconds + 3600
+        for dest, fields, size in writes:
+            due = deadline_s(
+                now_ms, size, rpo_seconds=self.config.rpo_seconds, throughput_mbps=self.config.expected_throughput_mbps
+            )
+            created, item_due = self.store.record_observation(
+                pk, dest, now_ms=now_ms, due_s=due, expires_s=expires_s, fields=fields
+            )
+            if created or retried:
+                timers.append(Timer(pk=pk, due_s=item_due))
+        return timers
+
+    def _source_writes(self, event: ObjectEvent, topology, time_ms: int):
+        expectations = topology.expectations(
+            event.bucket,
+            event.key,
+            delete_marker=event.change is ObjectChange.DELETE_MARKER,
+            reason=event.reason,
+            encryption=event.encryption,
+        )
+        for expectation in expectations:
+            fields = {
+                "src": event.bucket,
+                "sreg": event.region or topology.regions.get(event.bucket),
+                "dreg": expectation.destination_region,
+                "rid": expectation.rule_id,
+                "s_etag": event.etag,
+                "s_size": event.size,
+                "s_time": time_ms,
+                "s_enc": event.encryption,
+                "s_dm": True if event.change is ObjectChange.DELETE_MARKER else None,
+                "oos": expectation.out_of_scope,
+            }
+            yield expectation.destination_bucket, fields, event.size
+
+    def _skip_reason(self, event, now_s: float) -> Ignored | Rejected | None:
+        allowed = self.config.allowed_accounts
+        if allowed and event.account and event.account not in allowed:
+            return Rejected("account-not-allowed", event.account)
+        if not event.version_id:
+            self.counters.add("UnversionedObjects", 1, (("Bucket", event.bucket),))
+            return Ignored("unversioned")
+        if isinstance(event, ObjectEvent) and event.change is ObjectChange.VERSION_DELETED:
+            return Ignored("version-deleted")  # deleting a version is never replicated
+        if event.event_time.timestamp() < now_s - self.config.record_retention_hours * 3600:
+            return Ignored("stale-event")  # older than the records kept to match it: cannot be judged once
+        return None

@@ -1,0 +1,253 @@
+"""The ReplicationTable: one item per object version and destination (layout in docs/internals.md).
+
+Every write is one conditional UpdateItem, so the same event twice changes nothing, a replica may
+arrive before its source, and a final verdict is written exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from crrmon.model import Status
+
+LEASE_PK = "__lease__"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def make_pk(version_id: str, key: str) -> str:
+    """Version ID first: version IDs never hold '#', so the key after it may hold anything."""
+    return f"{version_id}#{key}"
+
+
+def split_pk(pk: str) -> tuple[str, str]:
+    version_id, _, key = pk.partition("#")
+    return version_id, key
+
+
+def pair_name(source_bucket: str, destination_bucket: str) -> str:
+    return f"{source_bucket}>{destination_bucket}"
+
+
+def from_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB JSON (a stream image or a low-level GetItem answer) -> plain Python, numbers as int/float."""
+    out = {}
+    for name, value in image.items():
+        plain = _deserializer.deserialize(value)
+        if isinstance(plain, Decimal):
+            plain = int(plain) if plain == plain.to_integral_value() else float(plain)
+        out[name] = plain
+    return out
+
+
+def _value(v: Any) -> dict:
+    if isinstance(v, float):
+        v = Decimal(str(v))
+    return _serializer.serialize(v)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reason: str | None = None
+    verified_by: str | None = None
+    latency_ms: int | None = None
+    missed_rpo: bool = False
+
+
+class _Update:
+    """Builds one UpdateItem expression: names and values are always placeholders."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, dict] = {}
+
+    def _name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, v: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _value(v)
+        return placeholder
+
+    def set(self, attribute: str, v: Any) -> None:
+        if v is not None:
+            self.sets.append(f"{self._name(attribute)} = {self.value(v)}")
+
+    def set_if_absent(self, attribute: str, v: Any) -> None:
+        if v is not None:
+            n = self._name(attribute)
+            self.sets.append(f"{n} = if_not_exists({n}, {self.value(v)})")
+
+    def remove(self, attribute: str) -> None:
+        self.removes.append(self._name(attribute))
+
+    def name(self, attribute: str) -> str:
+        for placeholder, existing in self.names.items():
+            if existing == attribute:
+                return placeholder
+        return self._name(attribute)
+
+    def expression(self) -> str:
+        parts = []
+        if self.sets:
+            parts.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            parts.append("REMOVE " + ", ".join(self.removes))
+        return " ".join(parts)
+
+
+class Store:
+    def __init__(self, dynamodb, table_name: str, overdue_index_name: str = "Overdue"):
+        self.dynamodb = dynamodb
+        self.table_name = table_name
+        self.overdue_index_name = overdue_index_name
+
+    def _update(self, pk: str, dest: str, update: _Update, condition: str | None = None, returns: str = "NONE"):
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": pk}, "dest": {"S": dest}},
+            "UpdateExpression": update.expression(),
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": update.values,
+            "ReturnValues": returns,
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        return self.dynamodb.update_item(**kwargs)
+
+    def record_observation(
+        self,
+        pk: str,
+        dest: str,
+        *,
+        now_ms: int,
+        due_s: int,
+        expires_s: int,
+        fields: Mapping[str, Any],
+    ) -> tuple[bool, int]:
+        """Merge one observation into the item; each attribute keeps the first value seen.
+
+        Returns (whether this write created the item, the item's deadline).
+        """
+        update = _Update()
+        update.set_if_absent("first_seen", now_ms)
+        update.set_if_absent("due", due_s)
+        update.set_if_absent("expires_at", expires_s)
+        for attribute, v in fields.items():
+            update.set_if_absent(attribute, v)
+        old = from_image(self._update(pk, dest, update, returns="UPDATED_OLD").get("Attributes", {}))
+        return "first_seen" not in old, old.get("due", due_s)
+
+    def write_verdict(
+        self,
+        pk: str,
+        dest: str,
+        verdict: Verdict,
+        *,
+        now_ms: int,
+        expires_s: int,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Write a final verdict once, with any evidence found for it (a HEAD's answer) that the item lacks.
+
+        False when the item already has a final verdict (or is gone).
+        """
+        if not verdict.status.final:
+            raise ValueError("write_verdict takes final statuses; use mark_overdue")
+        update = _Update()
+        update.set("status", verdict.status.value)
+        update.set("reason", verdict.reason)
+        update.set("verified_by", verdict.verified_by)
+        update.set("latency_ms", verdict.latency_ms)
+        update.set("missed_rpo", verdict.missed_rpo)
+        update.set("decided_at", now_ms)
+        update.set("expires_at", expires_s)
+        for attribute, v in (evidence or {}).items():
+            update.set_if_absent(attribute, v)
+        update.remove("ovd_pair")
+        update.remove("ovd_since")
+        status = update.name("status")
+        overdue = update.value(Status.OVERDUE.value)
+        condition = f"attribute_exists(pk) AND (attribute_not_exists({status}) OR {status} = {overdue})"
+        return self._conditional(pk, dest, update, condition)
+
+    def mark_overdue(self, pk: str, dest: str, *, pair: str, now_ms: int) -> bool:
+        """Pending -> OVERDUE (not final): joins the sparse Overdue index. False if not pending."""
+        update = _Update()
+        update.set("status", Status.OVERDUE.value)
+        update.set("missed_rpo", True)
+        update.set("ovd_pair", pair)
+        update.set("ovd_since", now_ms)
+        condition = f"attribute_exists(pk) AND attribute_not_exists({update.name('status')})"
+        return self._conditional(pk, dest, update, condition)
+
+    def _conditional(self, pk: str, dest: str, update: _Update, condition: str) -> bool:
+        try:
+            self._update(pk, dest, update, condition)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def items_of(self, pk: str) -> list[dict[str, Any]]:
+        """Every destination item of one object version (strongly consistent)."""
+        answer = self.dynamodb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        )
+        return [from_image(item) for item in answer.get("Items", [])]
+
+    def get(self, pk: str, dest: str) -> dict[str, Any] | None:
+        answer = self.dynamodb.get_item(
+            TableName=self.table_name, Key={"pk": {"S": pk}, "dest": {"S": dest}}, ConsistentRead=True
+        )
+        return from_image(answer["Item"]) if "Item" in answer else None
+
+    def oldest_overdue(self, pair: str) -> dict[str, Any] | None:
+        """The longest-waiting OVERDUE item of a pair: one Query on the sparse index."""
+        answer = self.dynamodb.query(
+            TableName=self.table_name,
+            IndexName=self.overdue_index_name,
+            KeyConditionExpression="ovd_pair = :p",
+            ExpressionAttributeValues={":p": {"S": pair}},
+            ScanIndexForward=True,
+            Limit=1,
+        )
+        items = answer.get("Items", [])
+        return from_image(items[0]) if items else None
+
+    def acquire_lease(self, name: str, holder: str, *, now_s: int, duration_s: int) -> bool:
+        """A lease item so that scheduled runs never overlap."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": LEASE_PK},
+                    "dest": {"S": name},
+                    "holder": {"S": holder},
+                    "until": {"N": str(now_s + duration_s)},
+                    "expires_at": {"N": str(now_s + duration_s + 86400)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #u < :now",
+                ExpressionAttributeNames={"#u": "until"},
+                ExpressionAttributeValues={":now": {"N": str(now_s)}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

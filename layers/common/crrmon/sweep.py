@@ -1,0 +1,259 @@
+"""Sweeper: decides at each deadline from S3's own evidence, publishes TTL expiries, keeps gauges.
+
+At a deadline an item still lacking its replica is looked at with HEADs (source version: does it
+exist, what is its replication status; replica version when needed), at a bounded rate per bucket.
+When the budget is spent the item is marked OVERDUE without a HEAD and checked again later, so an
+outage with millions of late objects never floods the customer's buckets with requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from crrmon.config import Config
+from crrmon.evidence import Evidence, Throttled, VersionFacts
+from crrmon.metrics import Counters, pair_dimensions
+from crrmon.model import Status
+from crrmon.publish import Change, Publisher
+from crrmon.store import LEASE_PK, Store, Verdict, from_image, pair_name, split_pk
+from crrmon.timers import Timer, send_timers
+from crrmon.topology import TopologyCache
+from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source
+
+logger = Logger(child=True)
+
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+NOT_IN_SCOPE_REASON = (
+    "no replication status on the source version: no rule applies to it "
+    "(tag filter, SSE-KMS not enabled in the rule, or older than the rule)"
+)
+
+
+def is_ttl_removal(record: dict[str, Any]) -> bool:
+    identity = record.get("userIdentity") or {}
+    return (
+        record.get("eventName") == "REMOVE"
+        and identity.get("type") == "Service"
+        and identity.get("principalId") == TTL_PRINCIPAL
+    )
+
+
+@dataclass
+class Sweeper:
+    config: Config
+    store: Store
+    evidence: Evidence
+    topology: TopologyCache
+    publisher: Publisher
+    sqs: Any
+    counters: Counters
+    clock: Callable[[], float]
+    holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    # ---- timers -------------------------------------------------------------------------------
+    def handle_timers(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+        failed: set[str] = set()
+        rearm: list[tuple[str, Timer]] = []
+        for record in records:
+            message_id = record["messageId"]
+            try:
+                timer = Timer.parse(record.get("body") or "")
+            except (ValueError, TypeError) as error:
+                logger.error("timer message unreadable; dropped", extra={"message_id": message_id, "error": str(error)})
+                self.counters.add("TimersRejected")
+                continue
+            try:
+                rearm.extend((message_id, t) for t in self.check(timer))
+            except Exception as error:
+                logger.warning("deadline check failed; it will be retried", extra={"error": repr(error)})
+                self.counters.add("SweeperErrors")
+                failed.add(message_id)
+        to_send = [t for m, t in rearm if m not in failed]
+        if to_send:
+            unsent = {t.pk for t in send_timers(self.sqs, self.config.timer_queue_url, to_send, now_s=self.clock())}
+            failed.update(m for m, t in rearm if t.pk in unsent)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
+
+    def check(self, timer: Timer) -> list[Timer]:
+        """Look at every unresolved destination of one version. Returns the timer to re-arm, if any."""
+        next_checks = []
+        attempt = timer.attempt
+        for item in self.store.items_of(timer.pk):
+            status = item.get("status")
+            if status and Status(status).final:
+                continue
+            try:
+                next_check = self.check_item(item)
+            except Throttled:
+                self.counters.add("HeadsPutOff", 1, pair_dimensions(item.get("src"), item["dest"]))
+                self._overdue(item)
+                attempt += 1
+                next_check = int(self.clock()) + min(900, 30 * 2 ** min(attempt, 5))
+            if next_check is not None:
+                next_checks.append(next_check)
+        if not next_checks:
+            return []
+        return [Timer(pk=timer.pk, due_s=min(next_checks), attempt=attempt)]
+
+    def check_item(self, item: dict[str, Any]) -> int | None:
+        """Decide one pending item if its deadline has come. Returns when to look again (epoch s)."""
+        now_s = self.clock()
+        decision = decide(item, verify_mode=self.config.verify_mode)
+        if isinstance(decision, Verdict):  # the matcher will also see it; the write is conditional
+            self._write(item, decision)
+            return None
+        if decision == NEEDS_HEAD:
+            return self._verify_with_heads(item)
+        if item.get("due", 0) > now_s:
+            return item["due"]
+        version_id, key = split_pk(item["pk"])
+        dest = item["dest"]
+        if not has_source(item):
+            return self._resolve_source(item)
+        if item.get("s_dm"):
+            replica = self.evidence.head(dest, key, version_id)
+            if replica.delete_marker:
+                return self._decide_with(item, replica_facts=replica)
+            return self._late(item, "delete marker not replicated yet")
+        source = self.evidence.head(item["src"], key, version_id)
+        if not source.exists:
+            replica = self.evidence.head(dest, key, version_id)
+            if replica.exists:
+                return self._decide_with(item, replica_facts=replica)
+            self._write(item, Verdict(Status.SOURCE_DELETED, reason="source version deleted before it replicated"))
+            return None
+        status = source.replication_status
+        if status is None:
+            self._write(item, Verdict(Status.NOT_IN_SCOPE, reason=NOT_IN_SCOPE_REASON))
+            return None
+        if status == "REPLICA":
+            self._write(item, Verdict(Status.NOT_IN_SCOPE, reason="the version is itself a replica"))
+            return None
+        if status in ("COMPLETED", "FAILED"):
+            replica = self.evidence.head(dest, key, version_id)
+            if replica.exists:  # its event was lost: verified now, latency unknown
+                return self._decide_with(item, replica_facts=replica)
+            reason = item.get("fail") or (
+                "replication status FAILED"
+                if status == "FAILED"
+                else "source reports COMPLETED but the replica version is missing"
+            )
+            self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
+            return None
+        return self._late(item, f"replication status {status}")
+
+    def _resolve_source(self, item: dict[str, Any]) -> int | None:
+        """A replica (or S3 failure report) whose source event never arrived: find the source version."""
+        version_id, key = split_pk(item["pk"])
+        topology = self.topology.get()
+        candidates = [item["src"]] if item.get("src") else list(topology.sources_of(item["dest"]))
+        for source_bucket in candidates:
+            facts = self.evidence.head(source_bucket, key, version_id)
+            if facts.exists:
+                extra = {"src": source_bucket, "sreg": topology.regions.get(source_bucket)}
+                return self._decide_with(item, source_facts=facts, extra=extra)
+        if has_replica(item):
+            verdict = Verdict(
+                Status.COMPLETED, reason="source version no longer exists; replica present", verified_by="replica"
+            )
+            self._write(item, verdict)
+            return None
+        return self._late(item, "source version not found")
+
+    def _verify_with_heads(self, item: dict[str, Any]) -> int | None:
+        version_id, key = split_pk(item["pk"])
+        source = self.evidence.head(item["src"], key, version_id)
+        replica = self.evidence.head(item["dest"], key, version_id)
+        return self._decide_with(item, source_facts=source, replica_facts=replica)
+
+    def _decide_with(
+        self,
+        item: dict[str, Any],
+        *,
+        source_facts: VersionFacts | None = None,
+        replica_facts: VersionFacts | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> int | None:
+        evidence = dict(extra or {})
+        if source_facts and source_facts.exists:
+            evidence.update({k: v for k, v in source_facts.as_fields("s").items() if k not in item})
+        if replica_facts and replica_facts.exists:
+            evidence.update({k: v for k, v in replica_facts.as_fields("r").items() if k not in item})
+        merged = {**item, **evidence, "headed": True}
+        # What the events said wins over what HEAD says, except encryption and checksums, which only HEAD knows.
+        for side, facts in (("s", source_facts), ("r", replica_facts)):
+            if facts and facts.exists:
+                merged[f"{side}_enc"] = facts.encryption
+                if facts.checksum:
+                    merged[f"{side}_ck"] = facts.checksum
+        decision = decide(merged, verify_mode=self.config.verify_mode)
+        if isinstance(decision, Verdict):
+            self._write(item, decision, evidence)
+            return None
+        return self._late(item, "replica not found")
+
+    def _late(self, item: dict[str, Any], why: str) -> int | None:
+        """No replica by the deadline: OVERDUE (once), re-checked until the give-up age, then FAILED."""
+        now_s = self.clock()
+        give_up_at = item["first_seen"] / 1000 + self.config.give_up_seconds
+        if now_s >= give_up_at:
+            reason = f"gave up after {self.config.give_up_seconds}s: {why}"
+            self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
+            return None
+        self._overdue(item)
+        recheck = min(900, max(5, self.config.rpo_seconds))
+        return int(min(now_s + recheck, give_up_at + 1))
+
+    def _overdue(self, item: dict[str, Any]) -> None:
+        if item.get("status") != Status.OVERDUE.value:
+            pair = pair_name(item.get("src") or "unknown", item["dest"])
+            self.store.mark_overdue(item["pk"], item["dest"], pair=pair, now_ms=int(self.clock() * 1000))
+
+    def _write(self, item: dict[str, Any], verdict: Verdict, evidence: dict[str, Any] | None = None) -> None:
+        now_s = self.clock()
+        self.store.write_verdict(
+            item["pk"],
+            item["dest"],
+            verdict,
+            now_ms=int(now_s * 1000),
+            expires_s=int(now_s) + self.config.record_retention_hours * 3600,
+            evidence=evidence or {},
+        )
+
+    # ---- TTL removals -------------------------------------------------------------------------
+    def handle_removals(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+        """Items TTL removed before any final verdict are published as EXPIRED (the item is gone)."""
+        changes = []
+        for record in records:
+            if not is_ttl_removal(record):
+                continue
+            old = from_image(record["dynamodb"].get("OldImage", {}))
+            status = old.get("status")
+            if not old or old.get("pk") == LEASE_PK or (status and Status(status).final):
+                continue
+            changes.append(Change(item=old, status=Status.EXPIRED, old_status=status))
+        try:
+            self.publisher.publish(changes, self.counters, now_ms=int(self.clock() * 1000))
+        except Exception as error:
+            logger.warning("publishing expiries failed; the batch will be retried", extra={"error": repr(error)})
+            return {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+        return {"batchItemFailures": []}
+
+    # ---- schedule -----------------------------------------------------------------------------
+    def scheduled(self) -> dict[str, Any]:
+        """Once a minute, under a lease: the age of the oldest OVERDUE object of each pair."""
+        now_s = self.clock()
+        if not self.store.acquire_lease("sweeper-schedule", self.holder, now_s=int(now_s), duration_s=55):
+            return {"skipped": "another run holds the lease"}
+        ages = {}
+        for source, dest in self.topology.get().pairs():
+            oldest = self.store.oldest_overdue(pair_name(source, dest))
+            age = int(now_s - oldest["first_seen"] / 1000) if oldest else 0
+            ages[pair_name(source, dest)] = age
+            self.counters.add("OldestOverdueAge", age, pair_dimensions(source, dest))
+        return {"oldest_overdue_age": ages}
