@@ -1,0 +1,7 @@
+"""Shared test setup: the common layer is importable the way Lambda makes it importable."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "common"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
