@@ -29,6 +29,17 @@ BOTO_CONFIG = BotoConfig(
 )
 
 
+def now() -> float:
+    """The clock every domain object is given (epoch seconds)."""
+    return time.time()
+
+
+def reset() -> None:
+    """Forget the container's cached configuration, clients and topology (a new environment)."""
+    for cached in (config, client, topology_cache, evidence):
+        cached.cache_clear()
+
+
 @cache
 def config() -> Config:
     return Config.from_env()
@@ -89,12 +100,12 @@ def evidence() -> Evidence:
 
 
 def ingest(counters: Counters) -> Ingest:
-    return Ingest(config(), store(), topology_cache(), evidence(), client("sqs"), counters, time.time)
+    return Ingest(config(), store(), topology_cache(), evidence(), client("sqs"), counters, now)
 
 
 def matcher(counters: Counters) -> Matcher:
-    return Matcher(config(), store(), publisher(), client("sqs"), counters, time.time)
+    return Matcher(config(), store(), publisher(), client("sqs"), counters, now)
 
 
 def sweeper(counters: Counters) -> Sweeper:
-    return Sweeper(config(), store(), evidence(), topology_cache(), publisher(), client("sqs"), counters, time.time)
+    return Sweeper(config(), store(), evidence(), topology_cache(), publisher(), client("sqs"), counters, now)

@@ -1,0 +1,226 @@
+"""Integration harness: the monitor provisioned from template.yaml on moto, driven through its queues.
+
+Everything AWS does is moto's (S3, DynamoDB and its stream, SQS, SNS, Firehose), except what moto
+lacks, which comes from `crrmon_local.emulator` (replication facts, AWS-shaped S3 events) and
+`crrmon_local.lambdas` (event source mappings feeding the real handlers). A fake clock drives the
+handlers and moto's SQS delays together, so deadlines pass without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from crrmon import runtime
+from crrmon.store import make_pk
+from crrmon_local import emulator
+from crrmon_local.cfn import load_template
+from crrmon_local.lambdas import build_mappings
+from crrmon_local.provision import provision
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+SRC, DST, DST2 = "src-use1", "dst-usw2", "dst-euw1"
+BIDI_A, BIDI_B = "bidi-a-use1", "bidi-b-usw2"
+TAGGED = "tagged-src-use1"
+REGIONS = {SRC: "us-east-1", DST: "us-west-2", DST2: "eu-west-1", BIDI_A: "us-east-1", BIDI_B: "us-west-2"}
+REGIONS[TAGGED] = "us-east-1"
+RPO = 60
+GIVE_UP = 600
+
+
+class FakeClock:
+    def __init__(self, start: float):
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def rule(rule_id: str, dest: str, *, priority: int = 1, tags: bool = False, delete_markers: bool = True) -> dict:
+    filt = {"Tag": {"Key": "replicate", "Value": "yes"}} if tags else {"Prefix": ""}
+    return {
+        "ID": rule_id,
+        "Priority": priority,
+        "Status": "Enabled",
+        "Filter": filt,
+        "Destination": {"Bucket": f"arn:aws:s3:::{dest}"},
+        "DeleteMarkerReplication": {"Status": "Enabled" if delete_markers and not tags else "Disabled"},
+        "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+    }
+
+
+RULES = {
+    SRC: [rule("to-west", DST), rule("to-eu", DST2, priority=2)],
+    BIDI_A: [rule("a-to-b", BIDI_B)],
+    BIDI_B: [rule("b-to-a", BIDI_A)],
+    TAGGED: [rule("tagged", DST, tags=True)],
+}
+
+
+class World:
+    """Buckets with replication rules, the monitor's stack, and ways to make things happen."""
+
+    def __init__(self, session, stack, clock: FakeClock):
+        self.session, self.stack, self.clock = session, stack, clock
+        self.s3 = session.client("s3", region_name=REGION)
+        self.sqs = session.client("sqs", region_name=REGION)
+        self.ddb = session.client("dynamodb", region_name=REGION)
+        self.mappings = build_mappings(
+            load_template(TEMPLATE),
+            sqs=self.sqs,
+            streams=session.client("dynamodbstreams", region_name=REGION),
+            queue_urls={"EventsQueue": stack.events_queue_url, "TimerQueue": stack.timer_queue_url},
+            stream_arn=stack.stream_arn,
+            failure_queue_url=stack.stream_failure_queue_url,
+        )
+        self.alerts_url = self.sqs.create_queue(QueueName="alert-inbox")["QueueUrl"]
+        alerts_arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts_url, AttributeNames=["QueueArn"])
+        session.client("sns", region_name=REGION).subscribe(
+            TopicArn=stack.alert_topic_arn, Protocol="sqs", Endpoint=alerts_arn["Attributes"]["QueueArn"]
+        )
+        self._digests: list[dict] = []
+
+    # ---- S3 happenings -------------------------------------------------------------------------
+    def put(self, bucket: str, key: str, body: bytes = b"hello replica", **extra) -> dict:
+        answer = self.s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        return {"version_id": answer["VersionId"], "etag": answer["ETag"].strip('"'), "size": len(body)}
+
+    def created_event(self, bucket: str, key: str, obj: dict, **extra) -> str:
+        return emulator.eventbridge_object_event(
+            bucket=bucket,
+            key=key,
+            version_id=obj["version_id"],
+            size=obj["size"],
+            etag=obj["etag"],
+            time_s=self.clock(),
+            region=REGIONS[bucket],
+            account=ACCOUNT,
+            **extra,
+        )
+
+    def replicate(self, src: str, key: str, obj: dict, dest: str, *, status: str | None = "COMPLETED", **extra):
+        facts = emulator.replicate(self.s3, src, key, obj["version_id"], dest, **extra)
+        if status:
+            emulator.set_replication_status(src, key, obj["version_id"], status)
+        return {**obj, "size": facts["size"], "etag": facts["etag"]}
+
+    # ---- the monitor ---------------------------------------------------------------------------
+    def send(self, *bodies: str) -> None:
+        for body in bodies:
+            self.sqs.send_message(QueueUrl=self.stack.events_queue_url, MessageBody=body)
+
+    def run(self) -> int:
+        return self.mappings.pump()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.run()
+
+    def schedule(self) -> list:
+        return self.mappings.run_schedules()
+
+    def item(self, key: str, version_id: str, dest: str) -> dict | None:
+        return runtime.store().get(make_pk(version_id, key), dest)
+
+    def archive(self) -> list[dict]:
+        lines = []
+        listing = self.s3.list_objects_v2(Bucket=self.stack.archive_bucket)
+        for entry in sorted(listing.get("Contents", []), key=lambda e: (e["LastModified"], e["Key"])):
+            data = self.s3.get_object(Bucket=self.stack.archive_bucket, Key=entry["Key"])["Body"].read()
+            lines.extend(json.loads(line) for line in data.decode().splitlines() if line)
+        return lines
+
+    def lines_for(self, key: str) -> list[dict]:
+        return [line for line in self.archive() if line["key"] == key]
+
+    def digests(self) -> list[dict]:
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.alerts_url, MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return self._digests
+            for m in messages:
+                envelope = json.loads(m["Body"])
+                self._digests.append({"subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
+                self.sqs.delete_message(QueueUrl=self.alerts_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def queue_bodies(self, url: str) -> list[dict]:
+        answer = self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+        )
+        return answer.get("Messages", [])
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock(float(int(time.time())))
+    monkeypatch.setattr("moto.sqs.models.unix_time_millis", lambda *a: fake.t * 1000)
+    monkeypatch.setattr(runtime, "now", fake)
+    return fake
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def make_buckets(session) -> None:
+    for bucket, region in REGIONS.items():
+        s3 = session.client("s3", region_name=region)
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3 = session.client("s3", region_name=REGION)
+    for bucket, rules in RULES.items():
+        s3.put_bucket_replication(
+            Bucket=bucket,
+            ReplicationConfiguration={"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": rules},
+        )
+
+
+@pytest.fixture
+def world(aws, clock, monkeypatch, capsys) -> World:
+    emulator.install()
+    make_buckets(aws)
+    stack = provision(
+        TEMPLATE,
+        session=aws,
+        stack_name="crrmon-test",
+        parameters={
+            "SourceBuckets": ",".join(RULES),
+            "DestinationBuckets": f"{DST},{DST2},{BIDI_A},{BIDI_B}",
+            "RpoSeconds": str(RPO),
+            "GiveUpSeconds": str(GIVE_UP),
+            "ArchiveEnabled": "true",
+            "HeadRequestsPerSecond": "1000",
+        },
+        region=REGION,
+    )
+    for name, value in stack.environment.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield World(aws, stack, clock)
+    runtime.reset()

@@ -1,0 +1,109 @@
+"""Verdicts from an item's evidence (crrmon.verify): pure logic, no AWS."""
+
+import pytest
+
+from crrmon.model import Status
+from crrmon.store import Verdict
+from crrmon.verify import NEEDS_HEAD, deadline_s, decide, multipart_parts
+
+BASE = {"pk": "v1#k", "dest": "d", "src": "s", "first_seen": 1_000_000, "due": 1_900}
+SOURCE = {"s_time": 1_000_000, "s_size": 10, "s_etag": "abc"}
+REPLICA = {"r_time": 1_004_000, "r_size": 10, "r_etag": "abc"}
+
+
+def item(*parts, **extra):
+    merged = dict(BASE)
+    for part in parts:
+        merged.update(part)
+    merged.update(extra)
+    return merged
+
+
+def test_nothing_to_decide_without_both_sides():
+    assert decide(item(SOURCE), verify_mode="etag") is None
+    assert decide(item(REPLICA), verify_mode="etag") is None
+
+
+def test_equal_etags_complete_with_latency():
+    verdict = decide(item(SOURCE, REPLICA), verify_mode="etag")
+    assert verdict == Verdict(Status.COMPLETED, verified_by="etag", latency_ms=4000, missed_rpo=False)
+
+
+def test_size_mode_never_reads_etags():
+    verdict = decide(item(SOURCE, REPLICA, r_etag="zzz"), verify_mode="size")
+    assert verdict.status is Status.COMPLETED and verdict.verified_by == "size"
+
+
+def test_size_difference_is_a_mismatch_in_every_mode():
+    for mode in ("size", "etag", "checksum"):
+        verdict = decide(item(SOURCE, REPLICA, r_size=11), verify_mode=mode)
+        assert verdict.status is Status.MISMATCH
+        assert verdict.reason == "size differs: source 10 bytes, replica 11 bytes"
+
+
+def test_differing_etags_with_unknown_encryption_ask_for_a_head():
+    assert decide(item(SOURCE, REPLICA, r_etag="other"), verify_mode="etag") == NEEDS_HEAD
+
+
+def test_differing_etags_on_plaintext_sides_are_a_mismatch():
+    verdict = decide(item(SOURCE, REPLICA, r_etag="other", s_enc="none", r_enc="AES256"), verify_mode="etag")
+    assert verdict.status is Status.MISMATCH
+
+
+@pytest.mark.parametrize("encryption", ["aws:kms", "aws:kms:dsse"])
+def test_kms_etags_differing_is_not_a_mismatch(encryption):
+    verdict = decide(item(SOURCE, REPLICA, r_etag="other", s_enc=encryption, r_enc=encryption), verify_mode="etag")
+    assert verdict.status is Status.COMPLETED and verdict.verified_by == "size"
+
+
+def test_multipart_etags_with_other_part_counts_fall_back_to_size():
+    verdict = decide(item(SOURCE, REPLICA, s_etag="a-3", r_etag="b-4"), verify_mode="etag")
+    assert verdict.verified_by == "size"
+    assert multipart_parts("a-3") == 3 and multipart_parts("abc") is None and multipart_parts("x-y") is None
+
+
+def test_checksum_mode_heads_then_compares_full_object_checksums():
+    both = item(SOURCE, REPLICA)
+    assert decide(both, verify_mode="checksum") == NEEDS_HEAD
+    same = decide({**both, "headed": True, "s_ck": "CRC64NVME:AA", "r_ck": "CRC64NVME:AA"}, verify_mode="checksum")
+    assert same.verified_by == "checksum"
+    other = decide({**both, "headed": True, "s_ck": "CRC64NVME:AA", "r_ck": "CRC64NVME:BB"}, verify_mode="checksum")
+    assert other.status is Status.MISMATCH and "CRC64NVME" in other.reason
+    # checksums of different algorithms cannot be compared
+    mixed = decide({**both, "headed": True, "s_ck": "CRC32:AA", "r_ck": "CRC64NVME:BB"}, verify_mode="checksum")
+    assert mixed.verified_by == "etag"
+
+
+def test_failure_report_without_replica_fails_with_s3s_reason():
+    verdict = decide(item(SOURCE, fail="DstPutObjectNotPermitted"), verify_mode="etag")
+    assert verdict.status is Status.FAILED and verdict.reason == "DstPutObjectNotPermitted"
+    # a failure report alone (source event lost) is enough too
+    assert decide(item(fail="SomeNewReason"), verify_mode="etag").reason == "SomeNewReason"
+
+
+def test_replica_after_deadline_or_after_overdue_missed_rpo():
+    late = decide(item(SOURCE, REPLICA, r_time=1_900_001), verify_mode="etag")
+    assert late.missed_rpo and late.status is Status.COMPLETED
+    overdue = decide(item(SOURCE, REPLICA, status="OVERDUE"), verify_mode="etag")
+    assert overdue.missed_rpo
+
+
+def test_final_items_are_never_decided_again():
+    assert decide(item(SOURCE, REPLICA, status="COMPLETED"), verify_mode="etag") is None
+
+
+def test_delete_markers():
+    assert decide(item(s_dm=True, s_time=1, r_dm=True, r_time=2), verify_mode="etag").verified_by == "delete-marker"
+    assert decide(item(REPLICA, s_dm=True, s_time=1), verify_mode="etag").status is Status.MISMATCH
+
+
+def test_out_of_scope_is_decided_at_once():
+    verdict = decide(item(SOURCE, oos="SSE-KMS object"), verify_mode="etag")
+    assert verdict == Verdict(Status.NOT_IN_SCOPE, reason="SSE-KMS object")
+
+
+def test_deadline_adds_transfer_time_for_large_objects():
+    assert deadline_s(1_000_000, 0, rpo_seconds=900, throughput_mbps=50) == 1900
+    # 5 GB at 50 MB/s is 100 s more
+    assert deadline_s(1_000_000, 5_000_000_000, rpo_seconds=900, throughput_mbps=50) == 2000
+    assert deadline_s(1_000_500, None, rpo_seconds=2, throughput_mbps=50) == 1003
