@@ -1,0 +1,528 @@
+"""template.yaml and forwarder/template.yaml: what the code relies on, and the security and publishing
+properties an operator expects (encryption, TLS, least privilege, dead-letter queues, SAR types)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from samtranslator.translator.transform import transform
+
+from crrmon import config
+from crrmon_local.cfn import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FORWARDER = ROOT / "forwarder" / "template.yaml"
+
+POWERTOOLS_VARS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+}
+
+# AWS Serverless Application Repository, "List of Supported AWS Resources"
+# (docs.aws.amazon.com/serverlessrepo/latest/devguide/list-supported-resources.html), as published in
+# the developer guide's source. Only the types a template like this one could use are repeated here;
+# the test fails on anything outside this set.
+SAR_SUPPORTED_TYPES = frozenset(
+    {
+        "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::AnomalyDetector",
+        "AWS::CloudWatch::Dashboard",
+        "AWS::CloudWatch::InsightRule",
+        "AWS::DynamoDB::Table",
+        "AWS::Events::EventBusPolicy",
+        "AWS::Events::Rule",
+        "AWS::EventSchemas::Discoverer",
+        "AWS::EventSchemas::Registry",
+        "AWS::EventSchemas::Schema",
+        "AWS::Glue::Database",
+        "AWS::Glue::Partition",
+        "AWS::Glue::Table",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+        "AWS::KMS::Alias",
+        "AWS::KMS::Key",
+        "AWS::Kinesis::Stream",
+        "AWS::KinesisFirehose::DeliveryStream",
+        "AWS::Lambda::Alias",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Lambda::LayerVersionPermission",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::Version",
+        "AWS::Logs::LogGroup",
+        "AWS::Logs::LogStream",
+        "AWS::Logs::MetricFilter",
+        "AWS::Logs::SubscriptionFilter",
+        "AWS::S3::Bucket",
+        "AWS::S3::BucketPolicy",
+        "AWS::SNS::Subscription",
+        "AWS::SNS::Topic",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+        "AWS::SSM::Parameter",
+        "AWS::Serverless::Function",
+        "AWS::Serverless::LayerVersion",
+        "AWS::StepFunctions::StateMachine",
+    }
+)
+
+# Types the template needs that the published list above does not show. Each one must be checked
+# against the current SAR list (or with a test publication) before publishing.
+SAR_UNCONFIRMED_TYPES = {
+    "AWS::Events::EventBus": "MonitorEventBus (docs/internals.md); the list shows EventBusPolicy and Rule only",
+}
+
+# Allow statements of identity policies that may name Resource "*": actions without resource-level
+# permissions. Empty: every inline statement of the stack names its resources.
+WILDCARD_ALLOW_EXCEPTIONS: dict[str, str] = {}
+
+# AWS managed policies the SAM-generated function roles carry. SAM attaches the first four for the
+# function's event sources and logs; they are AWS's own (some on Resource "*") and cannot be narrowed
+# short of replacing the generated roles with explicit ones.
+ALLOWED_MANAGED_POLICIES = {
+    "service-role/AWSLambdaBasicExecutionRole": "logs to the function's log group (SAM default)",
+    "service-role/AWSLambdaSQSQueueExecutionRole": "the SQS event source mapping polls the queue",
+    "service-role/AWSLambdaDynamoDBExecutionRole": "the DynamoDB stream event source mapping reads the stream",
+    # Attached whenever Tracing is set, even to PassThrough; X-Ray has no resource-level permissions.
+    "AWSXrayWriteOnlyAccess": "X-Ray trace segments when EnableTracing is true",
+}
+
+PARAMETERS = {"SourceBuckets": "src-a,src-b", "DestinationBuckets": "dst-a,dst-b"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@cache
+def _template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return load_template(path)
+
+
+def template() -> dict[str, Any]:
+    return copy.deepcopy(_template())
+
+
+def resources(tpl: dict[str, Any], type_: str | None = None) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in tpl["Resources"].items() if type_ is None or v["Type"] == type_}
+
+
+def branches(value: Any) -> list[Any]:
+    """Every value a (possibly conditional) property can take; AWS::NoValue drops out."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, yes, no = value["Fn::If"]
+        return branches(yes) + branches(no)
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement", [])
+    found = found if isinstance(found, list) else [found]
+    return [s for item in found for s in branches(item)]
+
+
+def ref_name(value: Any) -> str | None:
+    """The logical ID behind {"Ref": X} or {"Fn::GetAtt": [X, ...]}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+@cache
+def _translated() -> dict[str, Any]:
+    tpl = template()
+    for resource in tpl["Resources"].values():  # the translator wants code in S3, as after `sam package`
+        props = resource.get("Properties", {})
+        if "CodeUri" in props:
+            props["CodeUri"] = "s3://example-artifacts/function.zip"
+        if "ContentUri" in props:
+            props["ContentUri"] = "s3://example-artifacts/layer.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    values = {
+        **PARAMETERS,
+        "AWS::Region": "us-east-1",
+        "AWS::Partition": "aws",
+        "AWS::AccountId": "123456789012",
+        "AWS::StackName": "crr-monitor",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(tpl, values, NoManagedPolicies())
+
+
+def translated() -> dict[str, Any]:
+    return copy.deepcopy(_translated())
+
+
+def dead_letter_queues(tpl: dict[str, Any]) -> set[str]:
+    """Queues that receive what failed elsewhere: redrive targets, on-failure and rule DLQs."""
+    queues = set(resources(tpl, "AWS::SQS::Queue"))
+    redrive = {
+        ref_name(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in resources(tpl, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q.get("Properties", {})
+    }
+    on_failure = {
+        ref_name(event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        for fn in resources(tpl, "AWS::Serverless::Function").values()
+        for event in fn["Properties"].get("Events", {}).values()
+        if "DestinationConfig" in event.get("Properties", {})
+    }
+    rule_dlqs = {
+        ref_name(target["DeadLetterConfig"]["Arn"])
+        for rule in resources(tpl, "AWS::Events::Rule").values()
+        for target in rule["Properties"].get("Targets", [])
+        if "DeadLetterConfig" in target
+    }
+    return (redrive | on_failure | rule_dlqs) & queues
+
+
+def batch_events(tpl: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:
+    return {
+        f"{fn_name}.{event_name}": event["Properties"]
+        for fn_name, fn in resources(tpl, "AWS::Serverless::Function").items()
+        for event_name, event in fn["Properties"].get("Events", {}).items()
+        if event["Type"] in types
+    }
+
+
+# ---------------------------------------------------------------- what the code relies on
+
+
+def test_globals_environment_is_exactly_the_config_variables_plus_powertools():
+    tpl = template()
+    variables = tpl["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(variables) == set(config.ENV_VARS) | POWERTOOLS_VARS
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "CRRMonitor"
+    assert variables["OVERDUE_INDEX_NAME"] == "Overdue"
+    for name, fn in resources(tpl, "AWS::Serverless::Function").items():
+        assert "Environment" not in fn["Properties"], f"{name} must take the shared environment from Globals"
+
+
+def test_names_shared_with_the_code_exist():
+    tpl = template()
+    expected = {
+        "MonitorEventBus": "AWS::Events::EventBus",
+        "EventsQueue": "AWS::SQS::Queue",
+        "EventsDeadLetterQueue": "AWS::SQS::Queue",
+        "TimerQueue": "AWS::SQS::Queue",
+        "TimerDeadLetterQueue": "AWS::SQS::Queue",
+        "StreamFailureQueue": "AWS::SQS::Queue",
+        "ReplicationTable": "AWS::DynamoDB::Table",
+        "ArchiveDeliveryStream": "AWS::KinesisFirehose::DeliveryStream",
+        "ArchiveBucket": "AWS::S3::Bucket",
+        "AlertTopic": "AWS::SNS::Topic",
+        "CommonLayer": "AWS::Serverless::LayerVersion",
+        "IngestFunction": "AWS::Serverless::Function",
+        "MatcherFunction": "AWS::Serverless::Function",
+        "SweeperFunction": "AWS::Serverless::Function",
+    }
+    assert {name: tpl["Resources"][name]["Type"] for name in expected} == expected
+    for name in ("IngestFunction", "MatcherFunction", "SweeperFunction"):
+        folder = name.removesuffix("Function").lower()
+        assert tpl["Resources"][name]["Properties"]["CodeUri"].rstrip("/") == f"functions/{folder}"
+    assert tpl["Globals"]["Function"]["Handler"] == "app.lambda_handler"
+
+
+def test_table_matches_the_documented_item_model():
+    table = template()["Resources"]["ReplicationTable"]["Properties"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "dest", "KeyType": "RANGE"},
+    ]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "Overdue"
+    assert index["KeySchema"] == [
+        {"AttributeName": "ovd_pair", "KeyType": "HASH"},
+        {"AttributeName": "first_seen", "KeyType": "RANGE"},
+    ]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_stream_filters_split_the_stream_between_matcher_and_sweeper():
+    events = batch_events(template(), "DynamoDB")
+    patterns = {name: json.loads(e["FilterCriteria"]["Filters"][0]["Pattern"]) for name, e in events.items()}
+    assert patterns["MatcherFunction.TableChanges"] == {"eventName": ["INSERT", "MODIFY"]}
+    assert patterns["SweeperFunction.TtlExpiries"] == {
+        "eventName": ["REMOVE"],
+        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
+    }
+    # A DynamoDB stream shard serves at most two Lambda readers.
+    assert len(events) == 2
+
+
+def test_event_rules_match_watched_buckets_and_the_pattern_fits_with_many_buckets():
+    tpl = template()
+    rules = resources(tpl, "AWS::Events::Rule")
+    patterns = [r["Properties"]["EventPattern"] for r in rules.values()]
+    assert len(patterns) == 2 and patterns[0] == patterns[1]
+    assert {ref_name(r["Properties"].get("EventBusName")) for r in rules.values()} == {"MonitorEventBus", None}
+    pattern = patterns[0]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    # The documented capacity: 28 bucket names of 63 characters stay under EventBridge's default
+    # 2048-character pattern limit.
+    names = [f"{i:02d}".ljust(63, "b") for i in range(28)]
+    concrete = {**pattern, "detail": {"bucket": {"name": names}}}
+    assert len(json.dumps(concrete)) <= 2048
+
+
+# ---------------------------------------------------------------- reliability
+
+
+def test_queues_other_than_dead_letter_queues_redrive_to_one():
+    for tpl in (template(), load_template(FORWARDER)):
+        dlqs = dead_letter_queues(tpl)
+        for name, queue in resources(tpl, "AWS::SQS::Queue").items():
+            if name in dlqs:
+                assert "RedrivePolicy" not in queue.get("Properties", {}), name
+                continue
+            redrive = queue["Properties"].get("RedrivePolicy")
+            assert redrive, f"{name} has no dead-letter queue"
+            assert ref_name(redrive["deadLetterTargetArn"]) in dlqs
+            assert 1 <= redrive["maxReceiveCount"] <= 10
+    assert dead_letter_queues(template()) == {"EventsDeadLetterQueue", "TimerDeadLetterQueue", "StreamFailureQueue"}
+
+
+def test_stream_events_bisect_and_send_failures_somewhere():
+    events = batch_events(template(), "DynamoDB")
+    assert events
+    for name, props in events.items():
+        assert props["BisectBatchOnFunctionError"] is True, name
+        assert ref_name(props["DestinationConfig"]["OnFailure"]["Destination"]) == "StreamFailureQueue", name
+        assert props["MaximumRetryAttempts"] >= 1, name
+        assert props["StartingPosition"] == "TRIM_HORIZON", name
+
+
+def test_batch_events_report_item_failures():
+    events = batch_events(template(), "SQS", "DynamoDB", "Kinesis")
+    assert len(events) == 4
+    for name, props in events.items():
+        assert "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []), name
+
+
+def test_functions_have_log_groups_with_retention():
+    tpl = template()
+    groups = resources(tpl, "AWS::Logs::LogGroup")
+    subs = {json.dumps(g["Properties"].get("LogGroupName")) for g in groups.values()}
+    for fn in resources(tpl, "AWS::Serverless::Function"):
+        assert json.dumps({"Fn::Sub": f"/aws/lambda/${{{fn}}}"}) in subs, fn
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+# ---------------------------------------------------------------- security
+
+
+def test_every_data_store_is_encrypted_with_kms():
+    key_refs = {"MonitorKey", "KmsKeyArn", "ForwarderKey"}
+
+    def uses_key(value: Any) -> bool:
+        return bool(branches(value)) and all(ref_name(v) in key_refs for v in branches(value))
+
+    for tpl in (template(), load_template(FORWARDER)):
+        for name, res in tpl["Resources"].items():
+            props = res.get("Properties", {})
+            match res["Type"]:
+                case "AWS::SQS::Queue" | "AWS::SNS::Topic":
+                    assert uses_key(props.get("KmsMasterKeyId")), name
+                case "AWS::DynamoDB::Table":
+                    sse = props["SSESpecification"]
+                    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS" and uses_key(sse["KMSMasterKeyId"])
+                case "AWS::S3::Bucket":
+                    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                    default = rule["ServerSideEncryptionByDefault"]
+                    assert default["SSEAlgorithm"] == "aws:kms" and uses_key(default["KMSMasterKeyID"]), name
+                case "AWS::KinesisFirehose::DeliveryStream":
+                    assert props["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] == "CUSTOMER_MANAGED_CMK"
+                    assert uses_key(props["DeliveryStreamEncryptionConfigurationInput"]["KeyARN"])
+                    s3 = props["ExtendedS3DestinationConfiguration"]
+                    assert uses_key(s3["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"])
+                case "AWS::Logs::LogGroup":
+                    assert uses_key(props.get("KmsKeyId")), name
+                case "AWS::KMS::Key":
+                    assert props["EnableKeyRotation"] is True, name
+
+
+def test_alert_topic_key_admits_cloudwatch_alarms():
+    key = template()["Resources"]["MonitorKey"]["Properties"]["KeyPolicy"]
+    services = {json.dumps(s["Principal"].get("Service")) for s in statements(key) if "Service" in s["Principal"]}
+    assert '"cloudwatch.amazonaws.com"' in services  # alias/aws/sns would drop alarm notifications silently
+
+
+def test_buckets_deny_insecure_transport_and_block_public_access():
+    tpl = template()
+    buckets = resources(tpl, "AWS::S3::Bucket")
+    assert buckets
+    policies = resources(tpl, "AWS::S3::BucketPolicy")
+    for name, bucket in buckets.items():
+        block = bucket["Properties"]["PublicAccessBlockConfiguration"]
+        assert block == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        ), name
+        assert bucket["Properties"]["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        (policy,) = [p for p in policies.values() if ref_name(p["Properties"]["Bucket"]) == name]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements(policy["Properties"]["PolicyDocument"])
+        ), name
+
+
+def test_queue_and_topic_policies_deny_insecure_transport():
+    for tpl in (template(), load_template(FORWARDER)):
+        covered: set[str] = set()
+        for policy in resources(tpl, "AWS::SQS::QueuePolicy").values():
+            if any(
+                s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                for s in statements(policy["Properties"]["PolicyDocument"])
+            ):
+                covered |= {ref_name(q) for q in policy["Properties"]["Queues"]}
+        assert covered == set(resources(tpl, "AWS::SQS::Queue"))
+
+
+def test_events_queue_admits_only_the_expected_senders():
+    policy = template()["Resources"]["EventsQueuePolicy"]["Properties"]["PolicyDocument"]
+    allows = [s for s in statements(policy) if s["Effect"] == "Allow"]
+    assert {s["Principal"]["Service"] for s in allows} == {
+        "events.amazonaws.com",
+        "s3.amazonaws.com",
+        "sns.amazonaws.com",
+    }
+    for s in allows:
+        assert s["Action"] == "sqs:SendMessage"
+        assert "aws:SourceArn" in json.dumps(s["Condition"]), s["Sid"]
+    (rules,) = [s for s in allows if s["Principal"]["Service"] == "events.amazonaws.com"]
+    assert {ref_name(a) for a in rules["Condition"]["ArnEquals"]["aws:SourceArn"]} == {
+        "MonitorBusObjectEventsRule",
+        "DefaultBusObjectEventsRule",
+    }
+
+
+def _policy_documents(tpl: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(resource, type, document) of every identity and resource policy, conditional ones included."""
+    found = []
+    for name, res in tpl["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                for p in branches(policy):
+                    found.append((name, "identity", p["PolicyDocument"]))
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found.append((name, "identity", props["PolicyDocument"]))
+        elif res["Type"] == "AWS::KMS::Key":
+            found.append((name, "key", props["KeyPolicy"]))
+        elif "PolicyDocument" in props:
+            found.append((name, "resource", props["PolicyDocument"]))
+    return found
+
+
+def test_no_allow_statement_on_every_resource_beyond_the_listed_exceptions():
+    documents = _policy_documents(translated()) + _policy_documents(load_template(FORWARDER))
+    assert any(kind == "identity" for _, kind, _ in documents)
+    for name, kind, document in documents:
+        for s in statements(document):
+            assert "NotResource" not in s and "NotAction" not in s, name
+            if s["Effect"] != "Allow":
+                continue
+            resources_ = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            if "*" not in resources_:
+                continue
+            if kind == "key":
+                continue  # in a key policy, Resource "*" means the key itself
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            for action in actions:
+                assert action in WILDCARD_ALLOW_EXCEPTIONS, f"{name}: {action} on Resource '*'"
+
+
+def test_function_roles_carry_only_the_reviewed_managed_policies():
+    roles = resources(translated(), "AWS::IAM::Role")
+    function_roles = {n: r for n, r in roles.items() if n.endswith("FunctionRole")}
+    assert set(function_roles) == {"IngestFunctionRole", "MatcherFunctionRole", "SweeperFunctionRole"}
+    for name, role in roles.items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert isinstance(arn, str), name
+            policy = arn.split(":policy/", 1)[1]
+            assert policy in ALLOWED_MANAGED_POLICIES, f"{name}: {policy}"
+        assert "PermissionsBoundary" in role["Properties"], name
+
+
+def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():
+    statements_ = template()["Resources"]["SweeperFunction"]["Properties"]["Policies"][-1]["Statement"]
+    writes = [
+        (item["Fn::If"][0], item["Fn::If"][1])
+        for item in statements_
+        if isinstance(item, dict) and "Fn::If" in item and "s3:PutObject" in json.dumps(item)
+    ]
+    assert len(writes) == 1
+    condition, statement = writes[0]
+    assert condition == "CanaryEnabled"
+    assert set(statement["Action"]) == {"s3:PutObject", "s3:DeleteObject"}
+    assert "/crr-monitor-canary/*" in json.dumps(statement["Resource"])
+    others = [s for s in statements_ if "Fn::If" not in s]
+    assert not any("s3:PutObject" in json.dumps(s) or "s3:DeleteObject" in json.dumps(s) for s in others)
+
+
+# ---------------------------------------------------------------- publishing
+
+
+def test_translated_template_uses_only_sar_supported_types():
+    types = {res["Type"] for res in translated()["Resources"].values()}
+    unsupported = types - SAR_SUPPORTED_TYPES - set(SAR_UNCONFIRMED_TYPES)
+    assert not unsupported
+
+
+def test_no_sam_features_that_sar_lacks():
+    text = TEMPLATE.read_text()
+    for feature in ("ScheduleV2", "FunctionUrlConfig", "AWS::Serverless::Connector", "Connectors:"):
+        assert feature not in text
+
+
+def test_sar_metadata_has_no_intrinsics_and_matches_the_changelog():
+    metadata = template()["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert "Fn::" not in json.dumps(metadata) and '"Ref"' not in json.dumps(metadata)
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", metadata["Name"])
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", metadata["Author"])
+    assert metadata["SpdxLicenseId"] == "Apache-2.0"
+    assert (ROOT / metadata["LicenseUrl"]).is_file()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{metadata['SemanticVersion']}]" in changelog
+
+
+def test_no_hard_coded_physical_names():
+    for tpl in (template(), load_template(FORWARDER)):
+        for name, res in tpl["Resources"].items():
+            props = res.get("Properties", {})
+            for key in ("Name", "QueueName", "TopicName", "TableName", "BucketName", "FunctionName", "AliasName"):
+                if key in props:
+                    assert "${AWS::StackName}" in json.dumps(props[key]), f"{name}.{key}"
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=["template", "forwarder"])
+def test_cfn_lint_finds_no_errors(path):
+    errors = [m for m in lint_file(path) if m.rule.severity == "error"]
+    assert not errors, "\n".join(str(m) for m in errors)
