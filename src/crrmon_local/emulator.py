@@ -99,9 +99,15 @@ def replicate(
 def replicate_delete_marker(
     s3, destination_bucket: str, key: str, version_id: str, *, account_id: str = DEFAULT_ACCOUNT_ID
 ) -> None:
-    """Land a replica of a source delete marker: a delete marker with the same version ID."""
+    """Land a replica of a source delete marker: a delete marker with the same version ID.
+
+    The destination must already hold a replica of the key (S3 would have replicated it before).
+    """
     s3.delete_object(Bucket=destination_bucket, Key=key)
-    marker = _backend(account_id).get_bucket(destination_bucket).keys.getlist(key)[-1]
+    versions = _backend(account_id).get_bucket(destination_bucket).keys.getlist(key)
+    if not versions:
+        raise KeyError(f"{destination_bucket} holds no version of {key!r} to put a delete marker on")
+    marker = versions[-1]
     marker._version_id = version_id
 
 

@@ -125,6 +125,8 @@ class World:
         return self.mappings.pump()
 
     def advance(self, seconds: float) -> None:
+        """Let what is queued happen now, then let time pass and what is due happen."""
+        self.run()
         self.clock.advance(seconds)
         self.run()
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from crrmon import runtime
 from crrmon_local import emulator
 
-from .conftest import BIDI_A, BIDI_B, DST, DST2, GIVE_UP, RPO, SRC, TAGGED
+from .conftest import BIDI_A, BIDI_B, DST, DST2, GIVE_UP, REGIONS, RPO, RULES, SRC, TAGGED
 
 
 def one(lines, **match):
@@ -119,7 +119,7 @@ def test_replica_never_arrives_overdue_then_failed(world):
     assert {line["status"] for line in lines} == {"FAILED"}
     assert all(line["missed_rpo"] and line["reason"].startswith("gave up after 600s") for line in lines)
     statuses = sorted((d["status"], d["destination_bucket"]) for d in world.digests())
-    assert statuses == [("FAILED", DST), ("FAILED", DST2), ("OVERDUE", DST), ("OVERDUE", DST2)]
+    assert statuses == sorted([("FAILED", DST), ("FAILED", DST2), ("OVERDUE", DST), ("OVERDUE", DST2)])
 
 
 def test_s3_failure_event_fails_with_its_reason(world):
@@ -179,7 +179,7 @@ def test_sse_kms_replicas_with_other_etags_are_not_mismatches(world):
         world.send(world.created_event(dest, key, replica))
     world.run()  # ETags differ and the events do not say why: the sweeper HEADs both sides now
     lines = world.lines_for(key)
-    assert {(line["status"], line["verified_by"]) for line in lines} == {("COMPLETED", "size")}
+    assert {(line["status"], line["verified_by"]) for line in lines} == {("COMPLETED", "checksum")}
     assert all(line["replica_etag"] == "0" * 32 != line["source_etag"] for line in lines)
 
 
@@ -245,9 +245,17 @@ def test_lifecycle_delete_marker_expects_nothing(world):
     assert world.item(key, "LifecycleMarker0000000000000001", DST) is None
 
 
-def test_user_delete_marker_is_expected_and_replicated(world):
+def test_user_delete_marker_is_expected_and_replicated(world, monkeypatch):
+    # moto answers GetBucketReplication with DeleteMarkerReplication "Disabled" whatever was stored, so
+    # the rules come from the SSM topology override here (the path cross-account set-ups use).
+    topology = {"sources": {SRC: {"region": "us-east-1", "rules": RULES[SRC]}}, "regions": REGIONS}
+    world.session.client("ssm").put_parameter(Name="/crrmon/topology", Type="String", Value=json.dumps(topology))
+    monkeypatch.setenv("TOPOLOGY_PARAMETER_NAME", "/crrmon/topology")
+    runtime.reset()
     key = "delete/me"
-    world.put(SRC, key)
+    obj = world.put(SRC, key)
+    world.replicate(SRC, key, obj, DST)
+    world.replicate(SRC, key, obj, DST2)
     marker = world.s3.delete_object(Bucket=SRC, Key=key)["VersionId"]
     event = dict(
         key=key, version_id=marker, reason="DeleteObject", deletion_type="Delete Marker Created", region="us-east-1"
@@ -351,12 +359,10 @@ def test_test_event_malformed_bodies_and_unknown_buckets(world, capsys):
     assert {m["Body"] for m in parked} >= {"{not json", unknown}  # the original bodies, replayable
 
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    rejected = sum(
-        doc.get("EventsRejected", 0)
-        for doc in emf
-        if list(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == ["service"]
-    )
-    assert rejected == 3
+    totals = [doc for doc in emf if doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]]
+    assert sum(sum(doc.get("EventsRejected", [])) for doc in totals) == 3
+    by_reason = [doc for doc in emf if doc.get("Reason") == "unknown-bucket" and "EventsRejected" in doc]
+    assert sum(doc["EventsRejected"][0] for doc in by_reason) == 1
 
 
 def test_throttling_on_one_record_fails_only_that_record(world):

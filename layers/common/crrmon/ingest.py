@@ -57,16 +57,21 @@ class Ingest:
                 else:
                     work.append((message_id, receive_count, item))
 
+        # Events about the same object version run in order, in one thread; different versions overlap.
+        groups: dict[tuple[str, str | None], list[tuple[str, int, ObjectEvent | ReplicationEvent]]] = {}
+        for w in work:
+            groups.setdefault((w[2].key, w[2].version_id), []).append(w)
         timers: list[tuple[str, Timer]] = []
         with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
-            outcomes = pool.map(lambda w: self._observe_safely(*w), work)
-            for (message_id, _, _), outcome in zip(work, outcomes, strict=True):
-                if outcome is None:
-                    failed.add(message_id)
-                elif isinstance(outcome, Rejected):
-                    rejected.setdefault(message_id, []).append(outcome)
-                else:
-                    timers.extend((message_id, t) for t in outcome)
+            results = pool.map(lambda group: [self._observe_safely(*w) for w in group], groups.values())
+            for group, outcomes in zip(groups.values(), results, strict=True):
+                for (message_id, _, _), outcome in zip(group, outcomes, strict=True):
+                    if outcome is None:
+                        failed.add(message_id)
+                    elif isinstance(outcome, Rejected):
+                        rejected.setdefault(message_id, []).append(outcome)
+                    else:
+                        timers.extend((message_id, t) for t in outcome)
         for record in records:
             reasons = rejected.get(record["messageId"])
             if reasons and record["messageId"] not in failed and not self.park(record, reasons):

@@ -168,7 +168,9 @@ def load_topology(
     """Read the rules of every watched bucket (GetBucketReplication) or the SSM override."""
     if parameter_name:
         raw = json.loads(ssm.get_parameter(Name=parameter_name, WithDecryption=True)["Parameter"]["Value"])
-        sources = {b: rules_from_configuration(v) for b, v in raw.get("sources", {}).items()}
+        sources = {
+            b: rules_from_configuration({"Rules": v.get("rules", [])}) for b, v in raw.get("sources", {}).items()
+        }
         regions = {b: v["region"] for b, v in raw.get("sources", {}).items() if v.get("region")}
         regions.update(raw.get("regions", {}))
         return Topology(sources=sources, regions=regions)
