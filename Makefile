@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/src
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test unit lint build bench clean
+.PHONY: demo test unit lint build bench fuzz redrive clean
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
+$(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 ## demo: the whole monitor on a local AWS emulator, with S3 replication emulated, and a report
@@ -38,8 +39,17 @@ lint: $(STAMP)
 build: $(STAMP)
 	PATH="$(BIN):$$PATH" scripts/sam-build
 
+## bench: speed, memory and AWS usage per object; writes bench/results.md
 bench: $(STAMP)
-	$(BIN)/python -m crrmon_local.bench
+	$(BIN)/python -m crrmon_local.bench $(ARGS)
+
+## fuzz: the parsers and the pipeline under many more generated cases than make test tries
+fuzz: $(STAMP)
+	CRRMON_FUZZ_EXAMPLES=$${CRRMON_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
+
+## redrive: move dead-lettered messages back to their queues (ARGS="--stack NAME --dry-run")
+redrive: $(STAMP)
+	$(BIN)/crrmon redrive $(ARGS)
 
 clean:
 	rm -rf .aws-sam $(VENV) .pytest_cache .ruff_cache .hypothesis

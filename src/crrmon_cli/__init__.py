@@ -1,0 +1,1 @@
+"""crrmon: the operator's command-line tool for CRR Monitor."""
