@@ -1,0 +1,251 @@
+"""Billing arithmetic and the price table: what AWS charges for the requests the monitor makes.
+
+Pure functions over numbers, so that the unit tests can check the rules that decide the bill:
+DynamoDB item sizes and write/read units (1 KB / 4 KB), Firehose's 5 KB record rounding, SQS and
+SNS 64 KB request chunks, and the break-even object size against S3 Replication Time Control.
+Prices live in bench/prices.json with their source and the date they were recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+PRICES = ROOT / "bench" / "prices.json"
+KB = 1024
+GIB = 1024**3
+WRITE_UNIT_BYTES = KB
+READ_UNIT_BYTES = 4 * KB
+FIREHOSE_ROUNDING_BYTES = 5 * KB
+REQUEST_CHUNK_BYTES = 64 * KB  # SQS, SNS and EventBridge bill each 64 KB of payload as one request
+
+
+# ---------------------------------------------------------------- price table
+
+
+@dataclass(frozen=True)
+class Price:
+    key: str
+    usd: float  # for `per` units
+    per: float
+    unit: str
+    source: str
+    url: str
+
+    @property
+    def each(self) -> float:
+        """Dollars for one unit."""
+        return self.usd / self.per
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    recorded: str
+    prices: dict[str, Price]
+
+    def __getitem__(self, key: str) -> Price:
+        return self.prices[key]
+
+
+def load_prices(path: Path = PRICES) -> PriceTable:
+    raw = json.loads(path.read_text())
+    prices = {key: Price(key=key, **value) for key, value in raw["prices"].items()}
+    return PriceTable(region=raw["region"], recorded=raw["recorded"], prices=prices)
+
+
+# ---------------------------------------------------------------- DynamoDB
+
+
+def _number_size(text: str) -> int:
+    """About 1 byte per two significant digits, plus 1 (DynamoDB's item size rules)."""
+    digits = Decimal(text).normalize().as_tuple().digits
+    significant = len(digits) if any(digits) else 1
+    return math.ceil(significant / 2) + 1
+
+
+def attribute_value_size(value: Mapping[str, Any]) -> int:
+    """Size of one attribute value in DynamoDB JSON ({"S": ...}, {"N": ...}, ...), without its name."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return len(v if isinstance(v, bytes | bytearray) else str(v).encode())
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in v)
+    if kind == "NS":
+        return sum(_number_size(n) for n in v)
+    if kind == "BS":
+        return sum(len(b) for b in v)
+    if kind == "L":
+        return 3 + sum(1 + attribute_value_size(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + attribute_value_size(e) for k, e in v.items())
+    raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]] | None) -> int:
+    """Bytes DynamoDB bills an item as: attribute names (UTF-8) plus their values."""
+    if not item:
+        return 0
+    return sum(len(name.encode()) + attribute_value_size(value) for name, value in item.items())
+
+
+def write_units(before_bytes: int, after_bytes: int) -> int:
+    """Write request units of one write: the larger of the item before and after, per 1 KB, at least 1."""
+    return max(1, math.ceil(max(before_bytes, after_bytes) / WRITE_UNIT_BYTES))
+
+
+def read_units(total_bytes: int, *, consistent: bool) -> float:
+    """Read request units of one GetItem/Query: the bytes read per 4 KB (half when eventually consistent)."""
+    units = max(1, math.ceil(total_bytes / READ_UNIT_BYTES))
+    return units if consistent else units / 2
+
+
+def projection(
+    item: Mapping[str, Mapping[str, Any]] | None,
+    keys: Iterable[str],
+    index_keys: Iterable[str],
+    included: Iterable[str],
+) -> dict[str, Mapping[str, Any]] | None:
+    """The item as a sparse GSI stores it, or None when the item lacks the index's key attributes."""
+    index_keys = tuple(index_keys)
+    if not item or any(k not in item for k in index_keys):
+        return None
+    names = (*keys, *index_keys, *included)
+    return {n: item[n] for n in names if n in item}
+
+
+def index_write_units(before: Mapping | None, after: Mapping | None, index_keys: Iterable[str]) -> int:
+    """Write units a GSI charges for one table write, from the item's projection before and after.
+
+    Entering or leaving the index costs one index write; staying with a changed projection costs one
+    (two when the index key changes: a delete and a put); no change costs nothing.
+    """
+    if before is None and after is None:
+        return 0
+    if before is None:
+        return write_units(0, item_size(after))
+    if after is None:
+        return write_units(item_size(before), 0)
+    if before == after:
+        return 0
+    if any(before.get(k) != after.get(k) for k in index_keys):
+        return write_units(item_size(before), 0) + write_units(0, item_size(after))
+    return write_units(item_size(before), item_size(after))
+
+
+# ---------------------------------------------------------------- Firehose, SQS, SNS
+
+
+def firehose_billed_bytes(record_sizes: Iterable[int]) -> int:
+    """Firehose bills every record rounded up to the next 5 KB."""
+    return sum(max(1, math.ceil(size / FIREHOSE_ROUNDING_BYTES)) * FIREHOSE_ROUNDING_BYTES for size in record_sizes)
+
+
+def chunked_requests(payload_bytes: int) -> int:
+    """SQS/SNS/EventBridge requests billed for one API call: one per 64 KB chunk of payload, at least one."""
+    return max(1, math.ceil(payload_bytes / REQUEST_CHUNK_BYTES))
+
+
+# ---------------------------------------------------------------- lines of a bill
+
+
+@dataclass(frozen=True)
+class Line:
+    """`quantity` units of `price` per monitored object."""
+
+    service: str
+    item: str
+    quantity: float
+    price: str  # key in the price table
+
+    def usd_per_million(self, table: PriceTable) -> float:
+        return self.quantity * table[self.price].each * 1_000_000
+
+
+def total_per_million(lines: Iterable[Line], table: PriceTable) -> float:
+    return sum(line.usd_per_million(table) for line in lines)
+
+
+def by_service(lines: Iterable[Line], table: PriceTable) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in lines:
+        out[line.service] = out.get(line.service, 0.0) + line.usd_per_million(table)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def lambda_lines(
+    name: str, *, invocations: float, ms: float, memory_mb: int, arch: str = "arm64", requests: bool = True
+) -> list[Line]:
+    """Lambda requests and GB-seconds (billed per 1 ms) for `invocations` of `ms` each, per object."""
+    gb_s = invocations * math.ceil(ms) / 1000 * memory_mb / 1024
+    lines = [Line("Lambda", f"{name} duration ({memory_mb} MB {arch})", gb_s, f"lambda_gb_second_{arch}")]
+    if requests:
+        lines.insert(0, Line("Lambda", f"{name} invocations", invocations, "lambda_request"))
+    return lines
+
+
+# ---------------------------------------------------------------- the alternatives
+
+
+@dataclass(frozen=True)
+class CrrMonitorAssumptions:
+    """The archived AWS CRR Monitor solution (aws-solutions/aws-crr-monitor), per S3 event it handles.
+
+    Each PutObject (source and every replica) is a CloudTrail data event, matched by a CloudWatch
+    Events rule in its region and published to an SNS topic in the monitor's region, delivered to an
+    SQS queue. A scheduled Lambda (x86) drains the queue 10 messages per ReceiveMessage and deletes
+    them per batch; per event it HEADs the object, reads the item with a strongly consistent GetItem
+    and writes it with an UpdateItem; per replicated object it adds to a statistics table. An hourly
+    job scans the table; completed items are purged by TTL.
+    """
+
+    item_bytes: int = 350
+    scans_per_item: int = 24  # hourly scans while an item is kept (purge threshold 24 h)
+    lambda_ms_per_event: float = 40.0  # four sequential round trips (HEAD, DescribeTable, GetItem, UpdateItem)
+    lambda_memory_mb: int = 128
+
+
+def crr_monitor_lines(destinations: int, a: CrrMonitorAssumptions = CrrMonitorAssumptions()) -> list[Line]:
+    events = 1 + destinations  # the source PutObject and one per replica
+    scan_units = a.scans_per_item * destinations * a.item_bytes / (2 * READ_UNIT_BYTES)  # scans read 8 KB per unit
+    return [
+        Line("CloudTrail", "data events (source and replica PutObject)", events, "cloudtrail_data_event"),
+        Line("SNS", "publish per event (agent rule -> monitor topic)", events, "sns_publish"),
+        Line("SQS", "SNS delivery per event", events, "sqs_request"),
+        Line("SQS", "ReceiveMessage + DeleteMessageBatch (10 per call)", events * 2 / 10, "sqs_request"),
+        Line("S3", "HeadObject per event", events, "s3_get_request"),
+        Line("DynamoDB", "GetItem, strongly consistent, per event", events, "dynamodb_read_unit"),
+        Line("DynamoDB", "UpdateItem per event", events, "dynamodb_write_unit"),
+        Line("DynamoDB", "statistics table UpdateItem per replica", destinations, "dynamodb_write_unit"),
+        Line("DynamoDB", "hourly table scans", scan_units, "dynamodb_read_unit"),
+        *lambda_lines(
+            "CRRMonitor",
+            invocations=events,
+            ms=a.lambda_ms_per_event,
+            memory_mb=a.lambda_memory_mb,
+            arch="x86",
+            requests=False,
+        ),
+    ]
+
+
+def rtc_per_million(average_object_bytes: float, destinations: int, table: PriceTable) -> float:
+    """S3 Replication Time Control, per million objects: $/GB replicated to each destination."""
+    return 1_000_000 * destinations * average_object_bytes / GIB * table["s3_rtc_gb"].each
+
+
+def break_even_object_bytes(monitor_usd_per_million: float, destinations: int, table: PriceTable) -> float:
+    """Average object size at which RTC costs what the monitor costs; above it the monitor is cheaper."""
+    return monitor_usd_per_million / 1_000_000 / (destinations * table["s3_rtc_gb"].each) * GIB
