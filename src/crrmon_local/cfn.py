@@ -83,3 +83,51 @@ def loads_template(text: str) -> dict[str, Any]:
 def load_template(path: str | Path) -> dict[str, Any]:
     """Read and parse the template at `path`."""
     return loads_template(Path(path).read_text(encoding="utf-8"))
+
+
+def translate(
+    template: dict[str, Any],
+    parameters: dict[str, str],
+    *,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    stack_name: str = "crr-monitor",
+) -> dict[str, Any]:
+    """The CloudFormation template SAM's translator makes of a SAM template (functions -> roles, ...).
+
+    Code locations are replaced by S3 URIs, as after `sam package`; managed policies are not looked
+    up (no AWS call), so policies given by name stay names.
+    """
+    import copy
+    import os
+
+    from samtranslator.translator.transform import transform
+
+    tpl = copy.deepcopy(template)
+    for resource in tpl["Resources"].values():
+        props = resource.get("Properties", {})
+        if "CodeUri" in props:
+            props["CodeUri"] = "s3://example-artifacts/function.zip"
+        if "ContentUri" in props:
+            props["ContentUri"] = "s3://example-artifacts/layer.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    values = {
+        **parameters,
+        "AWS::Region": region,
+        "AWS::Partition": "aws",
+        "AWS::AccountId": account_id,
+        "AWS::StackName": stack_name,
+    }
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region  # the translator reads the region from the environment
+    try:
+        return transform(tpl, values, NoManagedPolicies())
+    finally:
+        if previous is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous

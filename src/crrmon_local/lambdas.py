@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -47,6 +48,20 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 60_000
+
+
+RUNNING: dict[str, str | None] = {"function": None}  # the function being invoked, for call recorders
+
+
+def invoke(handler: Handler, event: dict, function_name: str) -> Any:
+    """Call a handler as Lambda would, noting which function runs (its worker threads included)."""
+    RUNNING["function"] = function_name
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function_name  # as Lambda sets it
+    try:
+        return handler(event, FakeContext(function_name))
+    finally:
+        RUNNING["function"] = None
+        os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
 
 
 def matches(pattern: Any, value: Any) -> bool:
@@ -108,7 +123,7 @@ class SqsMapping:
         ]
         self.invocations += 1
         try:
-            response = self.handler({"Records": records}, FakeContext(self.function_name)) or {}
+            response = invoke(self.handler, {"Records": records}, self.function_name) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:
             failed = {r["messageId"] for r in records}
@@ -145,7 +160,7 @@ class StreamConsumer:
         batch = self.pending[: self.batch_size]
         self.invocations += 1
         try:
-            response = self.handler({"Records": batch}, FakeContext(self.function_name)) or {}
+            response = invoke(self.handler, {"Records": batch}, self.function_name) or {}
             failures = [f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
         except Exception:
             failures = [batch[0]["dynamodb"]["SequenceNumber"]]
@@ -322,5 +337,5 @@ def build_mappings(
                     "resources": [f"arn:aws:events:{region}:123456789012:rule/{logical_id}-schedule"],
                     "detail": {},
                 }
-                schedules.append(lambda h=handler, e=scheduled_event, n=logical_id: h(dict(e), FakeContext(n)))
+                schedules.append(lambda h=handler, e=scheduled_event, n=logical_id: invoke(h, dict(e), n))
     return Mappings(queues, StreamMapping(streams, stream_arn, consumers, region), schedules)

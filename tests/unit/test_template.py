@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint_file
-from samtranslator.translator.transform import transform
 
 from crrmon import config
-from crrmon_local.cfn import load_template
+from crrmon_local.cfn import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -148,28 +147,7 @@ def ref_name(value: Any) -> str | None:
 
 @cache
 def _translated() -> dict[str, Any]:
-    tpl = template()
-    for resource in tpl["Resources"].values():  # the translator wants code in S3, as after `sam package`
-        props = resource.get("Properties", {})
-        if "CodeUri" in props:
-            props["CodeUri"] = "s3://example-artifacts/function.zip"
-        if "ContentUri" in props:
-            props["ContentUri"] = "s3://example-artifacts/layer.zip"
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    values = {
-        **PARAMETERS,
-        "AWS::Region": "us-east-1",
-        "AWS::Partition": "aws",
-        "AWS::AccountId": "123456789012",
-        "AWS::StackName": "crr-monitor",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return transform(tpl, values, NoManagedPolicies())
+    return translate(template(), PARAMETERS)
 
 
 def translated() -> dict[str, Any]:

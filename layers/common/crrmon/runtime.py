@@ -63,8 +63,14 @@ def lambda_tracer():
     return Tracer()
 
 
+def function_name() -> str:
+    """The running function (Lambda sets it). Several functions run in one process only locally, and
+    there each keeps its own container state: its topology and its HEAD budget."""
+    return os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+
+
 @cache
-def topology_cache() -> TopologyCache:
+def topology_cache(function: str = "") -> TopologyCache:
     cfg = config()
 
     def load():
@@ -95,12 +101,14 @@ def publisher() -> Publisher:
 
 
 @cache
-def evidence() -> Evidence:
+def evidence(function: str = "") -> Evidence:
     return Evidence(client("s3"), RateLimiter(config().head_requests_per_second))
 
 
 def ingest(counters: Counters) -> Ingest:
-    return Ingest(config(), store(), topology_cache(), evidence(), client("sqs"), counters, now)
+    return Ingest(
+        config(), store(), topology_cache(function_name()), evidence(function_name()), client("sqs"), counters, now
+    )
 
 
 def matcher(counters: Counters) -> Matcher:
@@ -108,4 +116,13 @@ def matcher(counters: Counters) -> Matcher:
 
 
 def sweeper(counters: Counters) -> Sweeper:
-    return Sweeper(config(), store(), evidence(), topology_cache(), publisher(), client("sqs"), counters, now)
+    return Sweeper(
+        config(),
+        store(),
+        evidence(function_name()),
+        topology_cache(function_name()),
+        publisher(),
+        client("sqs"),
+        counters,
+        now,
+    )

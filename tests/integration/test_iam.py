@@ -1,0 +1,268 @@
+"""Each function's IAM policy allows exactly the AWS actions its code calls, on the resources it calls them on.
+
+The calls are recorded from botocore while the real handlers run a tour of the pipeline that takes
+every code path with an AWS call in it; the policies come from template.yaml as SAM translates it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import boto3
+import pytest
+
+from crrmon import runtime
+from crrmon_local import emulator
+from crrmon_local.cfn import load_template, translate
+from crrmon_local.lambdas import RUNNING
+
+from .conftest import ACCOUNT, BIDI_A, BIDI_B, DST, DST2, REGION, RPO, SRC, TAGGED, TEMPLATE
+
+PARAMETERS = {
+    "SourceBuckets": f"{SRC},{BIDI_A},{BIDI_B},{TAGGED}",
+    "DestinationBuckets": f"{DST},{DST2},{BIDI_A},{BIDI_B}",
+    "ArchiveEnabled": "true",
+}
+# Allowed for the Lambda service on the function's behalf (event source mappings, on-failure
+# destinations, encryption of what the function sends), not called by the function's code.
+SERVICE_SIDE = {
+    ("sqs:ReceiveMessage", "TimerQueue"),
+    ("sqs:DeleteMessage", "TimerQueue"),
+    ("sqs:ChangeMessageVisibility", "TimerQueue"),
+    ("sqs:GetQueueAttributes", "TimerQueue"),
+    ("sqs:DeleteMessageBatch", "TimerQueue"),
+    ("sqs:ChangeMessageVisibilityBatch", "TimerQueue"),
+    ("sqs:SendMessage", "StreamFailureQueue"),
+    ("sqs:SendMessage*", "StreamFailureQueue"),
+    ("kms:Decrypt", "key"),
+    ("kms:GenerateDataKey", "key"),
+}
+SERVICE_SIDE_PREFIXES = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+SERVICE_SIDE_PREFIXES += ("dynamodb:ListStreams",)
+
+ACTIONS = {  # (service, operation) -> IAM action, where the names differ
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    ("s3", "GetBucketReplication"): "s3:GetReplicationConfiguration",
+}
+
+
+def action_of(service: str, operation: str, params: dict) -> str:
+    if (service, operation) == ("s3", "HeadObject"):
+        return "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
+    return ACTIONS.get((service, operation), f"{service}:{operation}")
+
+
+def kinds_of_call(stack, service: str, params: dict) -> set[str]:
+    """Which of the template's resources a recorded call touched."""
+    if service == "dynamodb":
+        return {"ReplicationTable/index" if params.get("IndexName") else "ReplicationTable"}
+    if service == "sqs":
+        urls = {
+            stack.timer_queue_url: "TimerQueue",
+            stack.events_dlq_url: "EventsDeadLetterQueue",
+            stack.events_queue_url: "EventsQueue",
+            stack.stream_failure_queue_url: "StreamFailureQueue",
+        }
+        return {urls[params["QueueUrl"]]}
+    if service == "sns":
+        return {"AlertTopic"} if params["TopicArn"] == stack.alert_topic_arn else {"?"}
+    if service == "firehose":
+        return {"ArchiveDeliveryStream"} if params["DeliveryStreamName"] == stack.delivery_stream_name else {"?"}
+    if service == "s3":
+        suffix = "/*" if "Key" in params else ""
+        found = {
+            f"{name}{suffix}"
+            for name in ("SourceBuckets", "DestinationBuckets")
+            if params["Bucket"] in PARAMETERS[name].split(",")
+        }
+        return found or {"?"}
+    if service == "ssm":
+        return {"ssm"}
+    return {"?"}
+
+
+def kinds_of_resource(resource) -> set[str]:
+    """The template resources a policy statement's Resource names (read from its intrinsics)."""
+    out = set()
+    for item in resource if isinstance(resource, list) else [resource]:
+        text = json.dumps(item)
+        if "ReplicationTable" in text or "tableName" in text:
+            out.add(
+                "ReplicationTable/index"
+                if "/index/" in text
+                else "ReplicationTable/stream"
+                if "/stream/" in text
+                else "ReplicationTable"
+            )
+        for logical in (
+            "TimerQueue",
+            "EventsDeadLetterQueue",
+            "StreamFailureQueue",
+            "AlertTopic",
+            "ArchiveDeliveryStream",
+        ):
+            if logical in text:
+                out.add(logical)
+        for parameter in ("SourceBuckets", "DestinationBuckets"):
+            if parameter in text:
+                out.add(
+                    f"{parameter}/canary"
+                    if "crr-monitor-canary" in text
+                    else f"{parameter}/*"
+                    if "/*" in text
+                    else parameter
+                )
+        if "MonitorKey" in text or "KmsKeyArn" in text:
+            out.add("key")
+        if "TopologyParameterName" in text:
+            out.add("ssm")
+    return out
+
+
+def resolve(expr, values: dict):
+    """The value of the few intrinsics conditions use, with these parameter values."""
+    if not isinstance(expr, dict):
+        return expr
+    ((name, args),) = expr.items()
+    if name == "Ref":
+        return values.get(args, "")
+    if name == "Fn::Join":
+        items = resolve(args[1], values)
+        return args[0].join(items.split(",") if isinstance(items, str) else items)
+    if name == "Fn::Split":
+        return str(resolve(args[1], values)).split(args[0])
+    if name == "Fn::Select":
+        return resolve(args[1], values)[int(args[0])]
+    raise ValueError(f"unknown intrinsic {name}")
+
+
+def evaluate(condition, conditions: dict, values: dict) -> bool:
+    if isinstance(condition, dict) and "Condition" in condition:
+        return evaluate(conditions[condition["Condition"]], conditions, values)
+    ((name, args),) = condition.items()
+    if name == "Fn::Equals":
+        left, right = (resolve(a, values) for a in args)
+        return str(left) == str(right)
+    if name == "Fn::Not":
+        return not evaluate(args[0], conditions, values)
+    if name == "Fn::And":
+        return all(evaluate(a, conditions, values) for a in args)
+    if name == "Fn::Or":
+        return any(evaluate(a, conditions, values) for a in args)
+    raise ValueError(f"unknown condition function {name}")
+
+
+def active(value, conditions: dict, values: dict) -> list:
+    """The values a property takes with these parameters (Fn::If resolved, AWS::NoValue dropped)."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        name, yes, no = value["Fn::If"]
+        return active(yes if evaluate(conditions[name], conditions, values) else no, conditions, values)
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
+def allowed_by_role(function: str) -> set[tuple[str, str]]:
+    template = load_template(TEMPLATE)
+    values = {name: spec.get("Default", "") for name, spec in template["Parameters"].items()}
+    values.update(PARAMETERS)
+    translated = translate(template, PARAMETERS)
+    conditions = translated.get("Conditions", {})
+    role = translated["Resources"][f"{function}Role"]
+    allowed = set()
+    for policy in role["Properties"].get("Policies", []):
+        for document in active(policy, conditions, values):
+            statements = document["PolicyDocument"]["Statement"]
+            for statement in statements if isinstance(statements, list) else [statements]:
+                for s in active(statement, conditions, values):
+                    if s["Effect"] != "Allow":
+                        continue
+                    actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                    for resource in active(s["Resource"], conditions, values):
+                        for kind in kinds_of_resource(resource):
+                            allowed.update((action, kind) for action in actions)
+    return allowed
+
+
+def permitted(action: str, kinds: set[str], allowed: set[tuple[str, str]]) -> bool:
+    return any(fnmatch.fnmatchcase(action, a) and kind in kinds for a, kind in allowed)
+
+
+@pytest.fixture
+def recorded(world):
+    """(function, action, resource kinds) of every AWS call the handlers make."""
+    calls: list[tuple[str, str, frozenset[str]]] = []
+
+    def record(params, model, **_):
+        function = RUNNING["function"]
+        if function:
+            service = model.service_model.service_name
+            kinds = frozenset(kinds_of_call(world.stack, service, params))
+            calls.append((function, action_of(service, model.name, params), kinds))
+
+    boto3.setup_default_session(region_name=REGION)
+    boto3.DEFAULT_SESSION.events.register("provide-client-params", record)
+    runtime.reset()  # the handlers' clients come from the recording session from now on
+    yield calls
+    boto3.DEFAULT_SESSION = None
+
+
+def tour(world) -> None:
+    """Every code path that calls AWS: events, verdicts, HEADs at deadlines, digests, schedule, TTL."""
+    happy = "tour/happy"
+    obj = world.put(SRC, happy)
+    world.send(world.created_event(SRC, happy, obj))
+    for dest in (DST, DST2):
+        world.replicate(SRC, happy, obj, dest, encryption="aws:kms", etag="f" * 32)  # ETags differ: HEADs
+        world.send(world.created_event(dest, happy, {**obj, "etag": "f" * 32}))
+    bidi = "tour/bidi"
+    a = world.put(BIDI_A, bidi)
+    emulator.set_replication_status(BIDI_A, bidi, a["version_id"], "PENDING")
+    world.send(world.created_event(BIDI_A, bidi, a))
+    late = "tour/late"
+    late_obj = world.put(SRC, late)
+    emulator.set_replication_status(SRC, late, late_obj["version_id"], "PENDING")
+    world.send(world.created_event(SRC, late, late_obj))
+    failed = emulator.replication_failure(
+        bucket=SRC,
+        key=late,
+        version_id=late_obj["version_id"],
+        destination_bucket=DST2,
+        reason="DstBucketNotFound",
+        rule_id="to-eu",
+        time_s=world.clock(),
+        region=REGION,
+    )
+    world.send(emulator.in_sns([failed], topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:s3-failures"))
+    world.send("not an event")  # parked in the events DLQ
+    world.advance(RPO + 1)
+    world.schedule()
+    # TTL removes an item that never got a verdict: the sweeper publishes it as EXPIRED.
+    item = world.item(late, late_obj["version_id"], DST)
+    world.ddb.delete_item(TableName=world.stack.table_name, Key={"pk": {"S": item["pk"]}, "dest": {"S": DST}})
+    world.mappings.stream.ttl_removed.add((item["pk"], DST))
+    world.run()
+
+
+def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
+    tour(world)
+    statuses = {(line["key"], line["destination_bucket"], line["status"]) for line in world.archive()}
+    assert ("tour/late", DST, "EXPIRED") in statuses and ("tour/late", DST2, "FAILED") in statuses  # paths taken
+    by_function: dict[str, set[tuple[str, frozenset[str]]]] = {}
+    for function, action, kinds in recorded:
+        by_function.setdefault(function, set()).add((action, kinds))
+    assert set(by_function) == {"IngestFunction", "MatcherFunction", "SweeperFunction"}
+    for function, calls in by_function.items():
+        allowed = allowed_by_role(function)
+        for action, kinds in calls:
+            assert permitted(action, set(kinds), allowed), f"{function} calls {action} on {set(kinds)} unpermitted"
+        used = {(a, k) for a, kinds in calls for k in kinds}
+        unused = {
+            (action, kind)
+            for action, kind in allowed
+            if (action, kind) not in SERVICE_SIDE
+            and not action.startswith(SERVICE_SIDE_PREFIXES)
+            and not any(fnmatch.fnmatchcase(a, action) and k == kind for a, k in used)
+        }
+        assert not unused, f"{function} is allowed more than it uses: {sorted(unused)}"
