@@ -65,8 +65,12 @@ class Config:
             raise ValueError("TABLE_NAME is required")
         if self.verify_mode not in VERIFY_MODES:
             raise ValueError(f"VERIFY_MODE must be one of {VERIFY_MODES}, not {self.verify_mode!r}")
-        if self.rpo_seconds < 1 or self.give_up_seconds < self.rpo_seconds:
-            raise ValueError("need 1 <= RPO_SECONDS <= GIVE_UP_SECONDS")
+        if self.rpo_seconds < 1:
+            raise ValueError("RPO_SECONDS must be at least 1")
+        if self.give_up_seconds < self.rpo_seconds:
+            # The template cannot compare two parameters; a give-up age below the RPO means "give up
+            # at the deadline", which is what watching until the RPO and no longer does.
+            object.__setattr__(self, "give_up_seconds", self.rpo_seconds)
         if self.expected_throughput_mbps <= 0 or self.head_requests_per_second <= 0:
             raise ValueError("EXPECTED_THROUGHPUT_MBPS and HEAD_REQUESTS_PER_SECOND must be positive")
 
