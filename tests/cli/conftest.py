@@ -1,0 +1,90 @@
+"""The crrmon command against the monitor provisioned from template.yaml on moto.
+
+The stack, buckets and pipeline are the integration harness's (`tests/integration/conftest.py`); the
+command reaches the stack through the same stack file the local demo writes (`--local FILE`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+from botocore.exceptions import ClientError
+
+from crrmon import runtime
+from crrmon.store import Store, make_pk, pair_name
+from crrmon_cli.main import main
+from tests.integration.conftest import (  # noqa: F401  (fixtures)
+    ACCOUNT,
+    DST,
+    DST2,
+    REGION,
+    REGIONS,
+    RPO,
+    SRC,
+    World,
+    aws,
+    clock,
+    world,
+)
+
+
+@pytest.fixture
+def stack_file(world, tmp_path):  # noqa: F811
+    path = tmp_path / "stack.json"
+    stack = asdict(world.stack)
+    path.write_text(json.dumps({"endpoint_url": None, "environment": stack.pop("environment"), "stack": stack}))
+    return str(path)
+
+
+class Cli:
+    def __init__(self, world: World, stack_file: str, capsys, monkeypatch):  # noqa: F811
+        self.world, self.stack_file, self.capsys = world, stack_file, capsys
+        self.out = self.err = ""
+        monkeypatch.setattr("crrmon_cli.context.time.time", world.clock)
+
+    def __call__(self, *argv: str, local: bool = True) -> int:
+        self.capsys.readouterr()
+        args = [*argv, "--local", self.stack_file] if local else list(argv)
+        code = main(args, session=self.world.session)
+        captured = self.capsys.readouterr()
+        self.out, self.err = captured.out, captured.err
+        return code
+
+    def json(self, *argv: str) -> tuple[int, dict]:
+        code = self(*argv, "--output", "json")
+        return code, json.loads(self.out)
+
+
+@pytest.fixture
+def cli(world, stack_file, capsys, monkeypatch) -> Cli:  # noqa: F811
+    return Cli(world, stack_file, capsys, monkeypatch)
+
+
+def store() -> Store:
+    return runtime.store()
+
+
+def overdue_item(key: str, version_id: str, *, src: str = SRC, dest: str = DST, first_seen_ms: int, size: int = 5):
+    """An item the sweeper marked OVERDUE, written through the domain's own Store."""
+    pk = make_pk(version_id, key)
+    s = store()
+    s.record_observation(
+        pk,
+        dest,
+        now_ms=first_seen_ms,
+        due_s=first_seen_ms // 1000 + RPO,
+        expires_s=first_seen_ms // 1000 + 86400,
+        fields={"src": src, "sreg": REGIONS[src], "dreg": REGIONS[dest], "rid": "to-west", "s_size": size},
+    )
+    assert s.mark_overdue(pk, dest, pair=pair_name(src, dest), now_ms=first_seen_ms + RPO * 1000)
+
+
+def deny(session, event: str, code: str = "AccessDenied"):
+    """Make every call named by `event` (e.g. 'before-call.s3.GetBucketReplication') fail with `code`."""
+
+    def refuse(model, **_):
+        raise ClientError({"Error": {"Code": code, "Message": "Access Denied"}}, model.name)
+
+    session.events.register(event, refuse)
