@@ -8,9 +8,10 @@ record of the batch is processed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -28,6 +29,38 @@ from crrmon.verify import deadline_s
 logger = Logger(child=True)
 
 MAX_WORKERS = 8  # UpdateItems of one batch overlap: a batch costs about one round trip, not ten
+HEARTBEAT_EVERY_S = 60
+
+
+class Heartbeats:
+    """When this container last wrote each bucket's heartbeat: at most one write per bucket a minute."""
+
+    def __init__(self, every_s: float = HEARTBEAT_EVERY_S) -> None:
+        self.every_s = every_s
+        self._last: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, table: str, bucket: str, now_s: float) -> bool:
+        """True when a heartbeat for `bucket` is due now (and counts as written from now on)."""
+        with self._lock:
+            last = self._last.get((table, bucket))
+            if last is not None and 0 <= now_s - last < self.every_s:
+                return False
+            self._last[(table, bucket)] = now_s
+            return True
+
+    def forget(self) -> None:
+        """A new container: every heartbeat is due again."""
+        with self._lock:
+            self._last.clear()
+
+    def release(self, table: str, bucket: str) -> None:
+        """The write failed: let the next batch try again."""
+        with self._lock:
+            self._last.pop((table, bucket), None)
+
+
+CONTAINER_HEARTBEATS = Heartbeats()  # lives as long as the Lambda container
 
 
 @dataclass
@@ -39,6 +72,7 @@ class Ingest:
     sqs: Any
     counters: Counters
     clock: Callable[[], float]  # epoch seconds
+    heartbeats: Heartbeats = field(default_factory=lambda: CONTAINER_HEARTBEATS)
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
         failed: set[str] = set()
@@ -62,16 +96,19 @@ class Ingest:
         for w in work:
             groups.setdefault((w[2].key, w[2].version_id), []).append(w)
         timers: list[tuple[str, Timer]] = []
+        heard: set[str] = set()  # buckets whose events were accepted: their event path works
         with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
             results = pool.map(lambda group: [self._observe_safely(*w) for w in group], groups.values())
             for group, outcomes in zip(groups.values(), results, strict=True):
-                for (message_id, _, _), outcome in zip(group, outcomes, strict=True):
+                for (message_id, _, event), outcome in zip(group, outcomes, strict=True):
                     if outcome is None:
                         failed.add(message_id)
                     elif isinstance(outcome, Rejected):
                         rejected.setdefault(message_id, []).append(outcome)
                     else:
+                        heard.add(event.bucket)
                         timers.extend((message_id, t) for t in outcome)
+        self.beat(heard)
         for record in records:
             reasons = rejected.get(record["messageId"])
             if reasons and record["messageId"] not in failed and not self.park(record, reasons):
@@ -84,6 +121,24 @@ class Ingest:
                 logger.warning("timers not sent; their records will be retried", extra={"timers": len(unsent)})
             failed.update(message_id for message_id, t in timers if t.pk in unsent)
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
+
+    def beat(self, buckets: Iterable[str]) -> None:
+        """Heartbeats of watched source buckets, at most once a minute per bucket and container.
+
+        Best effort: a failed write is logged and counted, and the next batch tries again; the batch's
+        records are not retried for it.
+        """
+        watched = [b for b in sorted(buckets) if b in self.topology.get().sources]
+        now_s = self.clock()
+        for bucket in watched:
+            if not self.heartbeats.claim(self.store.table_name, bucket, now_s):
+                continue
+            try:
+                self.store.beat(bucket, int(now_s))
+            except Exception as error:
+                self.heartbeats.release(self.store.table_name, bucket)
+                self.counters.add("HeartbeatErrors")
+                logger.warning("heartbeat not written", extra={"bucket": bucket, "error": repr(error)})
 
     def park(self, record: dict[str, Any], rejected: list[Rejected]) -> bool:
         """Log, count and move an unusable body to the dead-letter queue with its reasons."""

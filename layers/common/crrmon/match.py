@@ -17,7 +17,7 @@ from crrmon.config import Config
 from crrmon.metrics import Counters
 from crrmon.model import Status
 from crrmon.publish import Change, Publisher
-from crrmon.store import LEASE_PK, Store, Verdict, from_image
+from crrmon.store import Store, Verdict, from_image, is_internal
 from crrmon.timers import Timer, send_timers
 from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source
 
@@ -74,7 +74,7 @@ class Matcher:
             return None, None
         stream = record["dynamodb"]
         new = from_image(stream.get("NewImage", {}))
-        if not new or new.get("pk") == LEASE_PK:
+        if not new or is_internal(new.get("pk")):
             return None, None
         old = from_image(stream["OldImage"]) if "OldImage" in stream else None
         change = status_change(old, new)

@@ -16,7 +16,12 @@ from botocore.exceptions import ClientError
 
 from crrmon.model import Status
 
+# Items that are not about an object version: their pk starts with "__" and, unlike every object
+# version's pk, holds no "#". Stream readers skip them.
 LEASE_PK = "__lease__"
+HEARTBEAT_PK = "__heartbeat__"  # sort key: a watched bucket; `last` = epoch s an event about it last arrived
+CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the last canary, `versions` to clean
+BATCH_GET_KEYS = 100  # BatchGetItem takes up to 100 keys per request
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -24,6 +29,11 @@ _deserializer = TypeDeserializer()
 def make_pk(version_id: str, key: str) -> str:
     """Version ID first: version IDs never hold '#', so the key after it may hold anything."""
     return f"{version_id}#{key}"
+
+
+def is_internal(pk: str | None) -> bool:
+    """Lease, heartbeat and canary bookkeeping items: never an object version."""
+    return bool(pk) and pk.startswith("__") and "#" not in pk
 
 
 def split_pk(pk: str) -> tuple[str, str]:
@@ -251,3 +261,61 @@ class Store:
                 return False
             raise
         return True
+
+    # ---- bookkeeping items: heartbeats and canaries ------------------------------------------------
+    def beat(self, bucket: str, now_s: int, *, only_if_absent: bool = False) -> None:
+        """Record that an event about `bucket` arrived at `now_s` (never moves `last` backwards).
+
+        `only_if_absent`: start the clock for a bucket that never sent an event (the schedule does this,
+        so a bucket silent from the start is reported once SILENCE_MINUTES have passed).
+        """
+        update = _Update()
+        if only_if_absent:
+            update.set("last", now_s)
+            update.set("baseline", True)
+            condition = f"attribute_not_exists({update.name('last')})"
+        else:
+            update.set("last", now_s)
+            update.remove("baseline")
+            last = update.name("last")
+            condition = f"attribute_not_exists({last}) OR {last} < {update.value(now_s)}"
+        self._conditional(HEARTBEAT_PK, bucket, update, condition)
+
+    def bookkeeping(self, pk: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The bookkeeping items `pk`/`name` for each name that has one: BatchGetItem, never a Scan."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(names), BATCH_GET_KEYS):
+            keys = [{"pk": {"S": pk}, "dest": {"S": n}} for n in names[start : start + BATCH_GET_KEYS]]
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for _attempt in range(5):
+                answer = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    plain = from_image(item)
+                    found[plain["dest"]] = plain
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            if request:
+                raise RuntimeError(f"BatchGetItem left {len(request[self.table_name]['Keys'])} keys unprocessed")
+        return found
+
+    def record_canary(self, bucket: str, entry: str, *, now_s: int) -> None:
+        """A canary version was written: remember when, and `entry` ("<epoch s>:<version id>") to clean up."""
+        update = _Update()
+        update.set("last", now_s)
+        versions = update.name("versions")
+        self.dynamodb.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": CANARY_PK}, "dest": {"S": bucket}},
+            UpdateExpression=(
+                f"{update.expression()}, {versions} = list_append(if_not_exists({versions}, :empty), :new)"
+            ),
+            ExpressionAttributeNames=update.names,
+            ExpressionAttributeValues={**update.values, ":empty": {"L": []}, ":new": {"L": [{"S": entry}]}},
+        )
+
+    def keep_canaries(self, bucket: str, entries: list[str]) -> None:
+        """The canary versions still to clean up (the schedule's lease keeps this single-writer)."""
+        update = _Update()
+        update.set("versions", entries)
+        self._update(CANARY_PK, bucket, update)
