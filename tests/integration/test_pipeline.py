@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
@@ -315,19 +316,20 @@ def test_keys_survive_every_event_format(world, key):
     world.send(emulator.in_sns([record], topic_arn="arn:aws:sns:us-east-1:123456789012:s3-events"))
     replica = world.replicate(SRC, key, obj, DST)
     world.send(world.created_event(DST, key, replica))
+    now_iso = datetime.fromtimestamp(world.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     cloudtrail = {
         "version": "0",
         "id": "ct-1",
         "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.s3",
         "account": "123456789012",
-        "time": "2026-11-27T00:00:00Z",
+        "time": now_iso,
         "region": "eu-west-1",
         "resources": [],
         "detail": {
             "eventSource": "s3.amazonaws.com",
             "eventName": "PutObject",
-            "eventTime": "2026-11-27T00:00:00Z",
+            "eventTime": now_iso,
             "awsRegion": "eu-west-1",
             "requestParameters": {"bucketName": DST2, "key": key},
             "responseElements": {"x-amz-version-id": obj["version_id"]},
