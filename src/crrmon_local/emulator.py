@@ -9,11 +9,15 @@ when it runs threaded), so that the monitor reads them through the real S3 API.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import json
 import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
@@ -263,3 +267,542 @@ def in_sns(records: list[dict], *, topic_arn: str) -> str:
             "UnsubscribeURL": "https://sns.example/unsubscribe",
         }
     )
+
+
+# ---- replication configurations as S3 answers them ----------------------------------------------
+
+
+def stored_rules(bucket: str, *, account_id: str = DEFAULT_ACCOUNT_ID) -> list[dict]:
+    """A bucket's replication rules in the shape GetBucketReplication answers (moto keeps them as parsed XML)."""
+    replication = getattr(_backend(account_id).get_bucket(bucket), "replication", None) or {}
+    rules = replication.get("Rule") or []
+    if isinstance(rules, dict):
+        rules = [rules]
+    return [_api_rule(raw) for raw in rules]
+
+
+def _api_rule(raw: dict) -> dict:
+    rule: dict = {
+        "ID": raw.get("ID") or "",
+        "Priority": int(raw.get("Priority") or 0),
+        "Status": raw.get("Status", "Enabled"),
+        "Destination": dict(raw["Destination"]),
+    }
+    filt = raw.get("Filter")
+    if filt is None and "Prefix" in raw:  # a V1 rule
+        rule["Prefix"] = raw.get("Prefix") or ""
+    else:
+        filt = filt or {}
+        if "And" in filt:
+            and_ = filt["And"] or {}
+            tags = and_.get("Tag") or []
+            rule["Filter"] = {
+                "And": {"Prefix": and_.get("Prefix") or "", "Tags": tags if isinstance(tags, list) else [tags]}
+            }
+        elif "Tag" in filt:
+            rule["Filter"] = {"Tag": dict(filt["Tag"])}
+        else:
+            rule["Filter"] = {"Prefix": filt.get("Prefix") or ""}
+        rule["DeleteMarkerReplication"] = {
+            "Status": (raw.get("DeleteMarkerReplication") or {}).get("Status", "Disabled")
+        }
+    criteria = (raw.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects")
+    if criteria:
+        rule["SourceSelectionCriteria"] = {"SseKmsEncryptedObjects": {"Status": criteria.get("Status", "Disabled")}}
+    return rule
+
+
+_faithful_lock = threading.Lock()
+_faithful = False
+
+
+def answer_replication_faithfully() -> None:
+    """Make GetBucketReplication return the rules as they were put (idempotent).
+
+    moto answers every rule with `Filter: {Prefix: ""}` and `DeleteMarkerReplication: Disabled`, and
+    drops SourceSelectionCriteria; S3 returns what was stored, which the monitor's topology reads.
+    """
+    global _faithful
+    with _faithful_lock:
+        if _faithful:
+            return
+        from moto.core.responses import ActionResult
+        from moto.s3.exceptions import ReplicationConfigurationNotFoundError
+        from moto.s3.responses import S3Response
+
+        def get_bucket_replication(self):
+            self.data["Action"] = "GetBucketReplication"
+            replication = self.backend.get_bucket_replication(self.bucket_name)
+            if not replication:
+                raise ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+            configuration = {"Role": replication["Role"], "Rules": stored_rules(self.bucket_name)}
+            return self.serialized(ActionResult({"ReplicationConfiguration": configuration}))
+
+        S3Response.get_bucket_replication = get_bucket_replication
+        _faithful = True
+
+
+# ---- S3 replication, driven: every new version in a source bucket, per that bucket's rules -------
+
+COMPLETED, FAILED, MISMATCH = "COMPLETED", "FAILED", "MISMATCH"
+SOURCE_DELETED, NOT_IN_SCOPE, NO_VERDICT = "SOURCE_DELETED", "NOT_IN_SCOPE", "NONE"
+LIFECYCLE = "Lifecycle Expiration"
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A destination bucket that accepts no replica between two instants (epoch s); S3 retries after."""
+
+    destination: str
+    start: float
+    end: float
+
+
+@dataclass
+class Truth:
+    """What the emulator did to one source version for one destination, and the verdict it calls for."""
+
+    source: str
+    destination: str
+    key: str
+    version_id: str
+    verdict: str  # COMPLETED | FAILED | MISMATCH | SOURCE_DELETED | NOT_IN_SCOPE | NONE (nothing expected)
+    fault: str  # what was done: normal, failure, outage, sse-kms, multipart, corrupt, ...
+    reason: str | None = None
+    created_at: float = 0.0
+    landed_at: float | None = None  # when the replica (or the failure) happened
+    seen: bool = False  # some event about this version and destination reached the events queue
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        return (self.version_id, self.key, self.destination)
+
+
+@dataclass
+class _Version:
+    bucket: str
+    key: str
+    version_id: str
+    waiting: set[str]
+    failed: bool = False
+
+
+def _rule_applies(rule: dict, key: str, tags: dict[str, str]) -> bool:
+    if rule.get("Status") != "Enabled":
+        return False
+    if "Prefix" in rule:
+        return key.startswith(rule["Prefix"])
+    filt = rule.get("Filter", {})
+    if "Tag" in filt:
+        return tags.get(filt["Tag"]["Key"]) == filt["Tag"]["Value"]
+    if "And" in filt:
+        wanted = {t["Key"]: t["Value"] for t in filt["And"].get("Tags", [])}
+        return key.startswith(filt["And"].get("Prefix", "")) and all(tags.get(k) == v for k, v in wanted.items())
+    return key.startswith(filt.get("Prefix", ""))
+
+
+def _has_tag_filter(rule: dict) -> bool:
+    filt = rule.get("Filter", {})
+    return "Tag" in filt or bool((filt.get("And") or {}).get("Tags"))
+
+
+def _destination(rule: dict) -> str:
+    return rule["Destination"]["Bucket"].rsplit(":", 1)[-1]
+
+
+def multipart_etag(parts: list[bytes]) -> str:
+    """S3's ETag of a multipart object: MD5 of the parts' MD5s, dash, part count."""
+    digest = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts), usedforsecurity=False).hexdigest()
+    return f"{digest}-{len(parts)}"
+
+
+class EventChannel:
+    """Delivers S3's events to the monitor's events queue, late, twice or never (faults on request).
+
+    Each event names the (version ID, key, destination) items it is about; a truth entry is `seen`
+    once any event about it was delivered.
+    """
+
+    def __init__(self, sqs, queue_url: str, *, rng: random.Random, lost=0.0, duplicates=0.0, reorder=0.0):
+        self.sqs, self.queue_url, self.rng = sqs, queue_url, rng
+        self.lost, self.duplicates, self.reorder = lost, duplicates, reorder
+        self._heap: list[tuple[float, int, str, tuple]] = []
+        self._seq = 0
+        self.counts = {"emitted": 0, "delivered": 0, "lost": 0, "duplicated": 0, "reordered": 0}
+        self.on_delivered: Callable[[tuple], None] | None = None
+
+    def emit(self, body: str, *, at: float, about: tuple = (), droppable: bool = True) -> None:
+        self.counts["emitted"] += 1
+        if droppable and self.rng.random() < self.lost:
+            self.counts["lost"] += 1
+            return
+        when = at + self.rng.uniform(0.05, 0.3)  # EventBridge/SNS delivery: usually well under a second
+        if self.rng.random() < self.reorder:
+            when += self.rng.uniform(1.0, 4.0)  # overtaken by what happened after it
+            self.counts["reordered"] += 1
+        self._push(when, body, about)
+        if self.rng.random() < self.duplicates:
+            self.counts["duplicated"] += 1
+            self._push(when + self.rng.uniform(0.1, 3.0), body, about)
+
+    def _push(self, when: float, body: str, about: tuple) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, body, about))
+
+    def pending(self) -> int:
+        return len(self._heap)
+
+    def flush(self, now: float) -> int:
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap))
+        for start in range(0, len(due), 10):
+            chunk = due[start : start + 10]
+            entries = [{"Id": str(i), "MessageBody": body} for i, (_, _, body, _) in enumerate(chunk)]
+            self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            for _, _, _, about in chunk:
+                if self.on_delivered:
+                    for ident in about:
+                        self.on_delivered(ident)
+        self.counts["delivered"] += len(due)
+        return len(due)
+
+
+class Replicator:
+    """S3 replication for the buckets' stored rules, in moto's backend, with the events AWS would send.
+
+    Writes stand for the customer's applications and for S3 itself, so they go into moto's store
+    directly; the monitor sees them only through events and the S3 API. Every (version,
+    destination) gets a `Truth` entry: what happened and the verdict the monitor should reach.
+    """
+
+    def __init__(
+        self,
+        channel: EventChannel,
+        *,
+        regions: dict[str, str],
+        delay: Callable[[], float],
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        outages: tuple[Outage, ...] = (),
+        failure_topic_arn: str = "arn:aws:sns:us-east-1:123456789012:s3-replication-failures",
+        notification_share: float = 0.0,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ):
+        install()
+        self.channel, self.regions, self.delay, self.clock = channel, regions, delay, clock
+        self.rng = rng or random.Random(0)
+        self.outages, self.failure_topic_arn = outages, failure_topic_arn
+        self.notification_share, self.account_id = notification_share, account_id
+        self.backend = _backend(account_id)
+        self.truth: dict[tuple[str, str, str], Truth] = {}
+        self._jobs: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._versions: dict[tuple[str, str], _Version] = {}
+        self.replicas = 0
+        channel.on_delivered = self._seen
+
+    # ---- the customer's side
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        tags: dict[str, str] | None = None,
+        encryption: str | None = None,
+        parts: int = 0,
+        fault: str = "normal",
+        fail_reason: str | None = None,
+        corrupt: bool = False,
+        delete_source: bool = False,
+    ) -> str:
+        """A new version in `bucket`, replicated per its rules; `fault` names what happens to it."""
+        now = self.clock()
+        etag = None
+        if parts:
+            size = max(1, len(body) // parts)
+            etag = multipart_etag(
+                [body[i * size : (i + 1) * size if i < parts - 1 else len(body)] for i in range(parts)]
+            )
+        obj = self.backend.put_object(bucket, key, body, etag=etag, encryption=encryption, disable_notification=True)
+        if tags:
+            self.backend.put_object_tagging(obj, tags)
+        version_id = obj.version_id
+        etag = obj.etag.strip('"')
+        chosen = self._rules_for(bucket, key)
+        in_scope = [r for r in chosen if _rule_applies(r, key, tags or {}) and (encryption != "aws:kms" or _sse_kms(r))]
+        obj.replication_status = "PENDING" if in_scope else None
+        self._emit_object_event(bucket, key, version_id, now, size=len(body), etag=etag, parts=parts, about=chosen)
+        for rule in chosen:
+            dest = _destination(rule)
+            entry = Truth(bucket, dest, key, version_id, COMPLETED, fault, created_at=now)
+            self.truth[entry.ident] = entry
+            if rule not in in_scope:
+                entry.verdict, entry.fault = (
+                    NOT_IN_SCOPE,
+                    ("sse-kms-not-in-rule" if _rule_applies(rule, key, tags or {}) else "tag-filter"),
+                )
+        if not in_scope:
+            return version_id
+        if delete_source:  # the version goes away before S3 gets to it
+            for rule in in_scope:
+                self.truth[(version_id, key, _destination(rule))].verdict = SOURCE_DELETED
+            self._schedule(now + self.rng.uniform(0.05, 0.3), lambda: self._delete_version(bucket, key, version_id))
+            return version_id
+        self._versions[(bucket, version_id)] = _Version(bucket, key, version_id, {_destination(r) for r in in_scope})
+        failing = self.rng.choice(in_scope) if fail_reason else None
+        for rule in in_scope:
+            dest = _destination(rule)
+            at, held = self._landing_time(dest, now)
+            entry = self.truth[(version_id, key, dest)]
+            if held and entry.fault == "normal":
+                entry.fault = "outage"
+            if rule is failing:
+                entry.verdict, entry.reason = FAILED, fail_reason
+                self._schedule(at, lambda b=bucket, r=rule, e=entry: self._fail(b, r, e))
+            else:
+                if corrupt:
+                    entry.verdict = MISMATCH
+                self._schedule(at, lambda b=bucket, e=entry, c=corrupt, p=parts: self._land(b, e, c, encryption, p))
+        return version_id
+
+    def expire_by_lifecycle(self, bucket: str, key: str) -> str:
+        """Lifecycle expiration puts a delete marker on `key`: S3 replicates none of those."""
+        marker = self._delete_marker(bucket, key)
+        now = self.clock()
+        chosen = self._rules_for(bucket, key)
+        for rule in chosen:
+            entry = Truth(
+                bucket, _destination(rule), key, marker, NO_VERDICT, "lifecycle-delete-marker", created_at=now
+            )
+            self.truth[entry.ident] = entry
+        self._emit_deleted(bucket, key, marker, now, reason=LIFECYCLE, about=chosen)
+        return marker
+
+    def delete(self, bucket: str, key: str) -> str:
+        """A user's DeleteObject: a delete marker, replicated where the rule says so."""
+        marker = self._delete_marker(bucket, key)
+        now = self.clock()
+        chosen = self._rules_for(bucket, key)
+        for rule in chosen:
+            dest = _destination(rule)
+            replicated = (rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled" and not _has_tag_filter(
+                rule
+            )
+            verdict = COMPLETED if replicated else NO_VERDICT
+            entry = Truth(bucket, dest, key, marker, verdict, "delete-marker", created_at=now)
+            self.truth[entry.ident] = entry
+            if replicated:
+                self._schedule(self._landing_time(dest, now)[0], lambda e=entry: self._land_delete_marker(e))
+        self._emit_deleted(bucket, key, marker, now, reason="DeleteObject", about=chosen)
+        return marker
+
+    # ---- time passes
+    def run_due(self, now: float | None = None) -> int:
+        now = self.clock() if now is None else now
+        done = 0
+        while self._jobs and self._jobs[0][0] <= now:
+            _, _, job = heapq.heappop(self._jobs)
+            job()
+            done += 1
+        return done
+
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    # ---- inside S3
+    def _rules_for(self, bucket: str, key: str) -> list[dict]:
+        """Per destination, the enabled rule of highest priority whose prefix matches (tags decided later)."""
+        best: dict[str, dict] = {}
+        for rule in stored_rules(bucket, account_id=self.account_id):
+            if rule.get("Status") != "Enabled":
+                continue
+            prefix = rule.get("Prefix", (rule.get("Filter") or {}).get("Prefix", ""))
+            prefix = prefix or ((rule.get("Filter") or {}).get("And") or {}).get("Prefix", "")
+            if not key.startswith(prefix or ""):
+                continue
+            dest = _destination(rule)
+            if dest not in best or rule["Priority"] > best[dest]["Priority"]:
+                best[dest] = rule
+        return [best[d] for d in sorted(best)]
+
+    def _landing_time(self, dest: str, now: float) -> tuple[float, bool]:
+        """When a replica lands: now + a delay, or after the outage of its destination (and whether it was held)."""
+        at = now + max(0.0, self.delay())
+        for outage in self.outages:
+            if outage.destination == dest and outage.start <= at < outage.end:
+                return outage.end + max(0.0, self.delay()), True
+        return at, False
+
+    def _schedule(self, at: float, job: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._jobs, (at, self._seq, job))
+
+    def _land(self, bucket: str, entry: Truth, corrupt: bool, encryption: str | None, parts: int) -> None:
+        source = object_version(bucket, entry.key, entry.version_id, account_id=self.account_id)
+        data = source.value
+        if corrupt:
+            data = data[: max(0, len(data) // 2)] + b"!"  # a replica of another size: a mismatch anywhere
+        etag = None
+        if encryption == "aws:kms":
+            etag = uuid.uuid4().hex  # re-encrypted under the destination's key: not the source's ETag
+        elif parts and not corrupt:
+            etag = source.etag.strip('"')
+        replica = self.backend.put_object(
+            entry.destination, entry.key, data, etag=etag, encryption=encryption, disable_notification=True
+        )
+        replica._version_id = entry.version_id
+        replica.replication_status = "REPLICA"
+        entry.landed_at = self.clock()
+        self.replicas += 1
+        self._finished(bucket, entry, failed=False)
+        self._emit_object_event(
+            entry.destination,
+            entry.key,
+            entry.version_id,
+            entry.landed_at,
+            size=len(data),
+            etag=replica.etag.strip('"'),
+            parts=parts,
+            about=None,
+            destination=entry.destination,
+        )
+
+    def _fail(self, bucket: str, rule: dict, entry: Truth) -> None:
+        entry.landed_at = now = self.clock()
+        self._finished(bucket, entry, failed=True)
+        record = replication_failure(
+            bucket=bucket,
+            key=entry.key,
+            version_id=entry.version_id,
+            destination_bucket=entry.destination,
+            reason=entry.reason or "DstPutObjectNotPermitted",
+            rule_id=rule["ID"],
+            time_s=now,
+            region=self.regions[bucket],
+        )
+        self.channel.emit(in_sns([record], topic_arn=self.failure_topic_arn), at=now, about=(entry.ident,))
+
+    def _finished(self, bucket: str, entry: Truth, *, failed: bool) -> None:
+        version = self._versions.get((bucket, entry.version_id))
+        if version is None:
+            return
+        version.waiting.discard(entry.destination)
+        version.failed |= failed
+        if not version.waiting:  # COMPLETED only when every destination succeeded
+            status = FAILED if version.failed else COMPLETED
+            set_replication_status(bucket, entry.key, entry.version_id, status, account_id=self.account_id)
+            del self._versions[(bucket, entry.version_id)]
+
+    def _delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        self.backend.delete_object(bucket, key, version_id=version_id)
+
+    def _delete_marker(self, bucket: str, key: str) -> str:
+        _, meta = self.backend.delete_object(bucket, key)
+        return meta["version-id"]
+
+    def _land_delete_marker(self, entry: Truth) -> None:
+        self.backend.delete_object(entry.destination, entry.key)
+        marker = self.backend.get_bucket(entry.destination).keys.getlist(entry.key)[-1]
+        marker._version_id = entry.version_id
+        entry.landed_at = self.clock()
+        self.replicas += 1
+        self._emit_deleted(
+            entry.destination,
+            entry.key,
+            entry.version_id,
+            entry.landed_at,
+            reason="DeleteObject",
+            about=None,
+            destination=entry.destination,
+        )
+
+    # ---- events, in AWS's shapes
+    def _about(self, key: str, version_id: str, rules: list[dict] | None, destination: str | None) -> tuple:
+        if destination is not None:
+            return ((version_id, key, destination),)
+        return tuple((version_id, key, _destination(r)) for r in rules or ())
+
+    def _emit_object_event(self, bucket, key, version_id, at, *, size, etag, parts, about, destination=None) -> None:
+        reason = "CompleteMultipartUpload" if parts else "PutObject"
+        idents = self._about(key, version_id, about, destination)
+        if self.rng.random() < self.notification_share:
+            record = s3_notification(
+                event_name=f"ObjectCreated:{'CompleteMultipartUpload' if parts else 'Put'}",
+                bucket=bucket,
+                key=key,
+                version_id=version_id,
+                time_s=at,
+                region=self.regions[bucket],
+                size=size,
+                etag=etag,
+            )
+            body = in_sns([record], topic_arn=f"arn:aws:sns:{self.regions[bucket]}:{self.account_id}:s3-events")
+        else:
+            body = eventbridge_object_event(
+                bucket=bucket,
+                key=key,
+                version_id=version_id,
+                time_s=at,
+                region=self.regions[bucket],
+                account=self.account_id,
+                size=size,
+                etag=etag,
+                reason=reason,
+            )
+        self.channel.emit(body, at=at, about=idents)
+
+    def _emit_deleted(self, bucket, key, marker, at, *, reason, about, destination=None) -> None:
+        body = eventbridge_object_event(
+            bucket=bucket,
+            key=key,
+            version_id=marker,
+            time_s=at,
+            region=self.regions[bucket],
+            account=self.account_id,
+            reason=reason,
+            deletion_type="Delete Marker Created",
+        )
+        self.channel.emit(body, at=at, about=self._about(key, marker, about, destination))
+
+    def _seen(self, ident: tuple) -> None:
+        entry = self.truth.get(ident)
+        if entry is not None:
+            entry.seen = True
+
+
+def _sse_kms(rule: dict) -> bool:
+    criteria = (rule.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects") or {}
+    return criteria.get("Status") == "Enabled"
+
+
+# ---- DynamoDB TTL, on request ------------------------------------------------------------------
+
+
+def expire_ttl(
+    dynamodb, table_name: str, *, now_s: float, removed: set[tuple[str, str]], attribute="expires_at"
+) -> int:
+    """Delete every item whose TTL attribute is at or before `now_s`, as DynamoDB's TTL would.
+
+    The deleted keys go into `removed` (a StreamMapping's `ttl_removed`) so their stream records
+    carry the TTL service's userIdentity. Returns how many items were deleted.
+    """
+    deleted = 0
+    kwargs = {
+        "TableName": table_name,
+        "FilterExpression": "#t <= :now",
+        "ExpressionAttributeNames": {"#t": attribute},
+        "ExpressionAttributeValues": {":now": {"N": str(int(now_s))}},
+        "ProjectionExpression": "pk, dest",
+    }
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page.get("Items", []):
+            key = {"pk": item["pk"], "dest": item["dest"]}
+            removed.add((item["pk"]["S"], item["dest"]["S"]))
+            dynamodb.delete_item(TableName=table_name, Key=key)
+            deleted += 1
+        if "LastEvaluatedKey" not in page:
+            return deleted
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
