@@ -15,23 +15,16 @@ from botocore.exceptions import ClientError
 from crrmon import runtime
 from crrmon.store import Store, make_pk, pair_name
 from crrmon_cli.main import main
-from tests.integration.conftest import (  # noqa: F401  (fixtures)
-    ACCOUNT,
-    DST,
-    DST2,
-    REGION,
-    REGIONS,
-    RPO,
-    SRC,
-    World,
-    aws,
-    clock,
-    world,
-)
+from crrmon_local import emulator
+from tests.integration import conftest as harness
+from tests.integration.conftest import ACCOUNT, DST, DST2, REGION, REGIONS, RPO, SRC, World
+
+# The integration harness's fixtures: buckets with rules, the stack from template.yaml, a fake clock.
+aws, clock, world = harness.aws, harness.clock, harness.world
 
 
 @pytest.fixture
-def stack_file(world, tmp_path):  # noqa: F811
+def stack_file(world, tmp_path):
     path = tmp_path / "stack.json"
     stack = asdict(world.stack)
     path.write_text(json.dumps({"endpoint_url": None, "environment": stack.pop("environment"), "stack": stack}))
@@ -39,7 +32,7 @@ def stack_file(world, tmp_path):  # noqa: F811
 
 
 class Cli:
-    def __init__(self, world: World, stack_file: str, capsys, monkeypatch):  # noqa: F811
+    def __init__(self, world: World, stack_file: str, capsys, monkeypatch):
         self.world, self.stack_file, self.capsys = world, stack_file, capsys
         self.out = self.err = ""
         monkeypatch.setattr("crrmon_cli.context.time.time", world.clock)
@@ -58,7 +51,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(world, stack_file, capsys, monkeypatch) -> Cli:  # noqa: F811
+def cli(world, stack_file, capsys, monkeypatch) -> Cli:
     return Cli(world, stack_file, capsys, monkeypatch)
 
 
@@ -88,3 +81,46 @@ def deny(session, event: str, code: str = "AccessDenied"):
         raise ClientError({"Error": {"Code": code, "Message": "Access Denied"}}, model.name)
 
     session.events.register(event, refuse)
+
+
+def fail(world: World, key: str, *, dest: str = DST, reason: str = "DstPutObjectNotPermitted") -> dict:
+    """An object whose replication to `dest` S3 reports failed, driven through the whole pipeline."""
+    obj = world.put(SRC, key)
+    world.send(world.created_event(SRC, key, obj))
+    record = emulator.replication_failure(
+        bucket=SRC,
+        key=key,
+        version_id=obj["version_id"],
+        destination_bucket=dest,
+        reason=reason,
+        rule_id="to-west",
+        time_s=world.clock(),
+        region=REGION,
+    )
+    world.send(emulator.in_sns([record], topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:s3-failures"))
+    world.run()
+    return obj
+
+
+def replicated(world: World, key: str, *, after_s: float = 3) -> dict:
+    """An object replicated to both destinations `after_s` seconds after its source event."""
+    obj = world.put(SRC, key)
+    world.send(world.created_event(SRC, key, obj))
+    world.run()
+    world.clock.advance(after_s)
+    world.replicate(SRC, key, obj, DST)
+    world.replicate(SRC, key, obj, DST2)
+    world.send(world.created_event(DST, key, obj), world.created_event(DST2, key, obj))
+    world.run()
+    return obj
+
+
+class Recorder:
+    """Remembers the parameters of every call of one operation (what the command sent)."""
+
+    def __init__(self, session, event: str):
+        self.calls: list[dict] = []
+        session.events.register(event, self)
+
+    def __call__(self, params, **_):
+        self.calls.append(dict(params))

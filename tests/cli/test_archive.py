@@ -1,0 +1,129 @@
+"""crrmon failed and stats: the archive of final verdicts, read directly (local) or through Athena."""
+
+from __future__ import annotations
+
+from moto.athena.models import QueryResults, athena_backends
+
+from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, replicated
+
+
+def test_failed_empty(world, cli):
+    code, answer = cli.json("failed")
+    assert code == 0 and answer["items"] == []
+    assert cli("failed") == 0 and "no FAILED verdicts" in cli.out
+
+
+def test_failed_lists_failures_from_the_archive_with_paging(world, cli):
+    replicated(world, "ok/1")
+    for i in range(5):
+        world.clock.advance(1)
+        fail(world, f"bad/{i}", reason="DstPutObjectNotPermitted" if i % 2 else "DstKmsKeyNotFound")
+    keys, token, pages = [], None, 0
+    while True:
+        code, answer = cli.json("failed", "--limit", "2", *(["--next-token", token] if token else []))
+        assert code == 1 and 1 <= len(answer["items"]) <= 2
+        keys += [row["key"] for row in answer["items"]]
+        pages += 1
+        token = answer.get("next_token")
+        if not token:
+            break
+    assert pages == 3
+    assert keys == [f"bad/{i}" for i in reversed(range(5))]  # newest first
+    row = answer["items"][-1]
+    assert row["pair"] == f"{SRC}>{DST}" and row["reason"] == "DstKmsKeyNotFound" and row["version_id"]
+
+    _, answer = cli.json("failed", "--prefix", "bad/3")
+    assert [r["key"] for r in answer["items"]] == ["bad/3"]
+    _, answer = cli.json("failed", "--pair", f"{SRC}>{DST2}")
+    assert answer["items"] == []
+    assert cli("failed", "--older-than", "1h") == 0  # all failed seconds ago
+
+
+def test_failed_access_denied_on_the_archive(world, cli):
+    deny(world.session, "before-call.s3.ListObjectsV2")
+    assert cli("failed") == 2
+    assert "s3:ListBucket on arn:aws:s3:::" in cli.err
+
+
+def test_stats_from_the_archive(world, cli):
+    for i, delay in enumerate((2, 4, 6, 8)):
+        replicated(world, f"ok/{i}", after_s=delay)
+    fail(world, "bad/1")
+    code, answer = cli.json("stats", "--since", "1h")
+    assert code == 1  # a failure is a finding
+    rows = {row["pair"]: row for row in answer["items"]}
+    west, eu = rows[f"{SRC}>{DST}"], rows[f"{SRC}>{DST2}"]
+    assert west["completed"] == 4 and west["failed"] == 1 and west["objects"] == 5
+    assert eu["completed"] == 4 and eu["failed"] == 0
+    assert west["p50_ms"] == 4000 and west["p90_ms"] == 8000 and west["max_ms"] == 8000 and west["max"] == "8s"
+    assert cli("stats") == 1 and "P50" in cli.out
+
+
+def test_stats_empty(world, cli):
+    assert cli("stats") == 0 and "no verdicts archived" in cli.out
+
+
+def _athena_results(rows: list[list[str]], names: list[str]) -> None:
+    """What Athena would answer (moto runs no SQL): header row first, as Athena sends it."""
+    backend = athena_backends[ACCOUNT][REGION]
+    data = [{"Data": [{"VarCharValue": v} for v in row]} for row in [names, *rows]]
+    backend.query_results_queue.append(
+        QueryResults(rows=data, column_info=[{"Name": n, "Type": "varchar"} for n in names])
+    )
+
+
+def test_stats_through_athena_sends_the_query_and_reads_its_answer(world, cli):
+    sent = Recorder(world.session, "before-parameter-build.athena.StartQueryExecution")
+    names = [
+        "source_bucket",
+        "destination_bucket",
+        "status",
+        "objects",
+        "missed_rpo",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+    ]
+    _athena_results(
+        [
+            [SRC, DST, "COMPLETED", "120", "3", "4200", "9100", "60000", "61000"],
+            [SRC, DST, "FAILED", "2", "2", None, None, None, None],
+        ],
+        names,
+    )
+    code, answer = cli.json(
+        "stats", "--from", "athena", "--athena-database", "crrmon_test_archive", "--athena-output", "s3://results/q/"
+    )
+    assert code == 1
+    [row] = answer["items"]
+    assert row["pair"] == f"{SRC}>{DST}" and row["completed"] == 120 and row["failed"] == 2 and row["objects"] == 122
+    assert row["late"] == 3 and row["p50_ms"] == 4200 and row["p99"] == "1m00s"
+    [request] = sent.calls
+    text = request["QueryString"]
+    assert request["QueryExecutionContext"] == {"Database": "crrmon_test_archive"}
+    assert request["ResultConfiguration"] == {"OutputLocation": "s3://results/q/"}
+    assert '"crrmon_test_archive"."replication_records"' in text and "approx_percentile(latency_ms, 0.99)" in text
+    assert "GROUP BY source_bucket, destination_bucket, status" in text
+    assert "concat(year, '-', month, '-', day) >=" in text
+
+
+def test_failed_through_athena_filters_in_sql(world, cli):
+    sent = Recorder(world.session, "before-parameter-build.athena.StartQueryExecution")
+    names = ["source_bucket", "destination_bucket", "key", "version_id", "size", "reason", "detected_at", "source_time"]
+    _athena_results(
+        [[SRC, DST, "it's/a key", "v1", "12", "DstBucketNotFound", "2026-11-27T07:00:00.000Z", None]], names
+    )
+    code, answer = cli.json(
+        "failed", "--from", "athena", "--athena-database", "db", "--pair", f"{SRC}>{DST}", "--prefix", "it's/a_"
+    )
+    assert code == 1 and answer["items"][0]["key"] == "it's/a key" and answer["items"][0]["size"] == 12
+    text = sent.calls[0]["QueryString"]
+    assert "status = 'FAILED'" in text and f"source_bucket = '{SRC}'" in text
+    assert "key LIKE 'it''s/a\\_%' ESCAPE '\\'" in text
+
+
+def test_athena_access_denied(world, cli):
+    deny(world.session, "before-call.athena.StartQueryExecution", code="AccessDeniedException")
+    assert cli("stats", "--from", "athena", "--athena-database", "db") == 2
+    assert "athena:StartQueryExecution on workgroup primary" in cli.err
