@@ -98,13 +98,32 @@ def overlap(rounds: int, latency_s: float = 0.010) -> dict[str, Any]:
     }
     aws.responders["dynamodb.Query"] = workload.final_item_answer
     out["sweeper"] = time_handler("sweeper", lambda: workload.timer_records(10), rounds, aws)
-    workers = crrmon.ingest.MAX_WORKERS
-    try:  # what one more design step would give: a worker per record of a full batch
+    workers, executor = crrmon.ingest.MAX_WORKERS, crrmon.ingest.ThreadPoolExecutor
+    try:  # what-if: a worker per record of a full batch; and threads kept for the container's life
         crrmon.ingest.MAX_WORKERS = 10
         out["ingest_10_workers"] = time_handler("ingest", lambda: workload.source_events(10), rounds, aws)
+        shared = _SharedPool(10)
+        crrmon.ingest.ThreadPoolExecutor = lambda max_workers: shared
+        out["ingest_shared_pool"] = time_handler("ingest", lambda: workload.source_events(10), rounds, aws)
+        shared.pool.shutdown()
     finally:
-        crrmon.ingest.MAX_WORKERS = workers
+        crrmon.ingest.MAX_WORKERS, crrmon.ingest.ThreadPoolExecutor = workers, executor
     return out
+
+
+class _SharedPool:
+    """A thread pool that outlives the `with` block: threads started once per container, not per batch."""
+
+    def __init__(self, workers: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+
+    def __enter__(self):
+        return self.pool
+
+    def __exit__(self, *_):
+        return False
 
 
 # ---------------------------------------------------------------- 4: cold start and memory
@@ -169,7 +188,16 @@ def memory_child(function: str) -> None:
     with _quiet():
         for _ in range(3):
             handler(events[function](), FakeContext(f"bench-{function}"))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB: VmHWM (ru_maxrss on Linux carries the parent's peak across exec)."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_memory() -> dict[str, float]:
@@ -185,7 +213,7 @@ def peak_memory() -> dict[str, float]:
 
 def baseline_memory() -> float:
     """Peak RSS of a bare interpreter that imported boto3 and built one client, in MB."""
-    code = _IMPORT_BOTO3 + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    code = _IMPORT_BOTO3 + "\nfrom crrmon_local.bench.speed import peak_rss_mb; print(peak_rss_mb())"
     return float(_run_child(code))
 
 

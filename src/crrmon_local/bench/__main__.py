@@ -1,0 +1,61 @@
+"""`python -m crrmon_local.bench [--quick] [--output bench/results.md]`: run every section, write the results."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+from crrmon_local.bench import report, speed, usage
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crrmon_local.bench", description=__doc__)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and 10,000 timers: a smoke run")
+    args = parser.parse_args(argv)
+    rounds, samples, timers, objects = (5, 3, 10_000, 8) if args.quick else (30, 9, 100_000, 40)
+
+    started = time.perf_counter()
+
+    def step(name: str):
+        print(f"[{time.perf_counter() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
+
+    step("1. CPU per event, AWS answered at botocore's HTTP layer")
+    cpu = speed.cpu_per_event(rounds)
+    step("2. one batch with a 10 ms round trip per AWS call")
+    overlap = speed.overlap(max(5, rounds // 3))
+    step("3. AWS usage per object, end to end on moto")
+    scenarios = usage.run_scenarios(objects)
+    step("4. cold start and peak memory, fresh processes")
+    cold = speed.cold_start(samples)
+    memory = speed.peak_memory()
+    baseline_memory = speed.baseline_memory()
+    step(f"5. the sweeper against {timers:,} due timers, stubbed clients")
+    sweeps = [speed.sweep_at_scale(timers, "decided"), speed.sweep_at_scale(timers, "outage")]
+    elapsed = time.perf_counter() - started
+    step("6. dollars per million objects; writing the report")
+    text = report.render(
+        cpu=cpu,
+        overlap=overlap,
+        scenarios=scenarios,
+        cold=cold,
+        memory=memory,
+        baseline_memory=baseline_memory,
+        sweeps=sweeps,
+        run_seconds=elapsed,
+        machine=f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}",
+        quick=args.quick,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    step(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
