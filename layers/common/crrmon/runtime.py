@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -61,6 +64,29 @@ def lambda_tracer():
     from aws_lambda_powertools import Tracer
 
     return Tracer()
+
+
+def lambda_entry(work: Callable[[dict, Counters], Any]) -> Callable[[dict, Any], Any]:
+    """A Lambda handler around `work(event, counters)`: structured logs with the Lambda context, the
+    cold-start metric, tracing when enabled, and the batch's counters written as EMF at the end."""
+    from aws_lambda_powertools import Logger, Metrics
+
+    logger, metrics, tracer = Logger(), Metrics(), lambda_tracer()
+    # Every metric goes out through Counters (one EMF document per dimension set); the handler's
+    # Metrics object carries only the cold-start metric, so its "no metrics" warning is noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    def handler(event: dict, context: Any) -> Any:
+        counters = Counters()
+        try:
+            return work(event, counters)
+        finally:
+            counters.flush()
+
+    if tracer:
+        handler = tracer.capture_lambda_handler(handler)
+    handler = metrics.log_metrics(capture_cold_start_metric=True)(handler)
+    return logger.inject_lambda_context(handler)
 
 
 def function_name() -> str:
