@@ -74,6 +74,8 @@ class Meter:
             key = params.get("Key") or {k: params["Item"][k] for k in TABLE_KEYS}
             context["bench_key"] = key
             context["bench_before"] = self._get(key)
+            if params.get("ReturnValues") == "UPDATED_OLD":
+                context["bench_updated"] = list(params.get("ExpressionAttributeNames", {}).values())
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             context["bench_consistent"] = bool(params.get("ConsistentRead"))
         elif op == "firehose.PutRecordBatch":
@@ -95,6 +97,11 @@ class Meter:
         op = context.get("bench_op")
         if op in ("dynamodb.UpdateItem", "dynamodb.PutItem", "dynamodb.DeleteItem"):
             before = context.get("bench_before")
+            if before and "bench_updated" in context and "Error" not in parsed:
+                # AWS answers UPDATED_OLD with every attribute the expression names that existed before, even
+                # when if_not_exists left it unchanged; moto 5.2 leaves those out.
+                old = {n: before[n] for n in context["bench_updated"] if n in before}
+                parsed["Attributes"] = {**old, **parsed.get("Attributes", {})}
             after = self._get(context["bench_key"])
             units = cost.write_units(cost.item_size(before), cost.item_size(after))
             if context["bench_key"]["pk"]["S"].startswith("__"):  # lease, heartbeat, canary: per container/minute
