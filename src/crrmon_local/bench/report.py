@@ -306,7 +306,7 @@ def render(
         )
     w("")
     w(
-        "Peak resident memory (`ru_maxrss`) of a fresh process that imported the handler and ran three full "
+        "Peak resident memory (VmHWM) of a fresh process that imported the handler and ran three full "
         f"batches on canned AWS (ingest 10 events, matcher 100 records, sweeper 10 timers). A bare interpreter "
         f"with boto3 and one client peaks at {baseline_memory:,.0f} MB on this machine."
     )
