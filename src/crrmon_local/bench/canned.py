@@ -128,6 +128,7 @@ class CannedAws:
             "dynamodb.PutItem": lambda _r: _json({}),
             "dynamodb.Query": lambda _r: _json({"Items": [], "Count": 0, "ScannedCount": 0}),
             "dynamodb.GetItem": lambda _r: _json({}),
+            "dynamodb.BatchGetItem": lambda _r: _json({"Responses": {}, "UnprocessedKeys": {}}),
             "sqs.SendMessageBatch": _sqs_batch,
             "sqs.SendMessage": lambda _r: _json({"MessageId": "m", "MD5OfMessageBody": "0" * 32}),
             "firehose.PutRecordBatch": _firehose,

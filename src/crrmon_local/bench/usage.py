@@ -115,6 +115,10 @@ class Meter:
                 cost.projection(before, *project), cost.projection(after, *project), INDEX_KEYS
             )
             self.units["dynamodb.index_write_units"] += gsi
+        elif op == "dynamodb.BatchGetItem":  # heartbeats on the schedule: per minute, not per object
+            for items in (parsed.get("Responses") or {}).values():
+                size = sum(cost.item_size(i) for i in items)
+                self.units["dynamodb.bookkeeping_read_units"] += cost.read_units(size, consistent=False)
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
             size = sum(cost.item_size(i) for i in items)
