@@ -10,7 +10,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.add_argument("--feed", action="store_true", help="send untracked versions to the monitor's EventsQueue")
     reconcile.add_argument("--all", action="store_true", help="show matching versions too, not only differences")
+    reconcile.add_argument("--page-size", type=int, default=1000, help=argparse.SUPPRESS)
 
     retry = command(
         "retry",
@@ -226,7 +228,13 @@ def _session(args) -> boto3.Session:
     return session
 
 
-def main(argv: Sequence[str] | None = None, *, session: boto3.Session | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    session: boto3.Session | None = None,
+    now: Callable[[], float] | None = None,
+) -> int:
+    """Run one command. `session` and `now` let tests give an emulated AWS and a clock."""
     parser = build_parser()
     args = parser.parse_args(argv)
     printer = Printer(args.output)
@@ -246,7 +254,7 @@ def main(argv: Sequence[str] | None = None, *, session: boto3.Session | None = N
         target = resolve(args, aws)
         module, function = COMMANDS[args.command]
         run = getattr(importlib.import_module(module), function)
-        return run(Context(aws=aws, target=target, printer=printer), args)
+        return run(Context(aws=aws, target=target, printer=printer, now=now or time.time), args)
     except UsageError as error:
         print(f"crrmon {args.command}: {error}", file=sys.stderr)
         return 2

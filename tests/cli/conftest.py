@@ -35,12 +35,11 @@ class Cli:
     def __init__(self, world: World, stack_file: str, capsys, monkeypatch):
         self.world, self.stack_file, self.capsys = world, stack_file, capsys
         self.out = self.err = ""
-        monkeypatch.setattr("crrmon_cli.context.time.time", world.clock)
 
     def __call__(self, *argv: str, local: bool = True) -> int:
         self.capsys.readouterr()
         args = [*argv, "--local", self.stack_file] if local else list(argv)
-        code = main(args, session=self.world.session)
+        code = main(args, session=self.world.session, now=self.world.clock)
         captured = self.capsys.readouterr()
         self.out, self.err = captured.out, captured.err
         return code
