@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class SqsMapping:
     batch_size: int = 10
     region: str = "us-east-1"
     invocations: int = 0
+    _arn: str | None = None
 
     def poll(self) -> int:
         answer = self.sqs.receive_message(
@@ -101,9 +103,11 @@ class SqsMapping:
         messages = answer.get("Messages", [])
         if not messages:
             return 0
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        if self._arn is None:
+            self._arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        arn = self._arn
         records = [
             {
                 "messageId": m["MessageId"],
@@ -127,13 +131,16 @@ class SqsMapping:
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:
             failed = {r["messageId"] for r in records}
+        done = []
         for record in records:
             if record["messageId"] in failed:  # visible again at once; the queue's redrive policy applies
                 self.sqs.change_message_visibility(
                     QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
                 )
             else:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"])
+                done.append({"Id": str(len(done)), "ReceiptHandle": record["receiptHandle"]})
+        if done:  # what Lambda does with the messages of a batch that succeeded: one DeleteMessageBatch
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         return len(records)
 
 
@@ -188,10 +195,16 @@ class StreamMapping:
     consumers: list[StreamConsumer]
     region: str = "us-east-1"
     ttl_removed: set[tuple[str, str]] = field(default_factory=set)  # keys the emulated TTL deleted
+    describe_every: float = 0.0  # seconds between DescribeStream calls (0: before every read)
     _iterators: dict[str, str | None] = field(default_factory=dict)
+    _shards: list[dict] = field(default_factory=list)
+    _described_at: float = float("-inf")
 
     def read(self) -> int:
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        if time.monotonic() - self._described_at >= self.describe_every:
+            self._shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+            self._described_at = time.monotonic()
+        shards = self._shards
         new = []
         for shard in shards:
             shard_id = shard["ShardId"]

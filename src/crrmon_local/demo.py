@@ -1,0 +1,780 @@
+"""`make demo`: the whole monitor on a local AWS emulator, with S3 replication emulated and faults injected.
+
+moto server runs in this process on 127.0.0.1. The monitor's table, queues, bus, topic and archive are
+provisioned from template.yaml; its three real handlers run behind the template's event source
+mappings (crrmon_local.lambdas) and reach AWS only over HTTP. Source and destination buckets in three
+regions carry replication rules that crrmon_local.emulator applies to every new version, with delays,
+outages, failures and lost, duplicated or late events. At the end the monitor's verdicts are compared
+with what the emulator knows it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import random
+import resource
+import sys
+import threading
+import time
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "crrmon-demo"
+
+SRC, DST, DST2 = "demo-src-use1", "demo-dst-usw2", "demo-dst-euw1"
+BIDI_A, BIDI_B = "demo-bidi-a-use1", "demo-bidi-b-usw2"
+TAGGED = "demo-tagged-use1"
+REGIONS = {
+    SRC: "us-east-1",
+    DST: "us-west-2",
+    DST2: "eu-west-1",
+    BIDI_A: "us-east-1",
+    BIDI_B: "us-west-2",
+    TAGGED: "us-east-1",
+}
+TAG = {"replicate": "yes"}
+FAILURE_REASONS = ("DstPutObjectNotPermitted", "DstKmsKeyNotFound", "SrcGetObjectNotPermitted", "DstBucketNotFound")
+VERDICTS = ("COMPLETED", "FAILED", "MISMATCH", "SOURCE_DELETED", "NOT_IN_SCOPE", "EXPIRED", "NONE")
+
+
+def _rule(rule_id: str, dest: str, *, priority: int = 1, tags: bool = False, sse_kms: bool = True) -> dict:
+    rule: dict[str, Any] = {
+        "ID": rule_id,
+        "Priority": priority,
+        "Status": "Enabled",
+        "Filter": {"Tag": {"Key": "replicate", "Value": "yes"}} if tags else {"Prefix": ""},
+        "Destination": {"Bucket": f"arn:aws:s3:::{dest}"},
+        "DeleteMarkerReplication": {"Status": "Disabled" if tags else "Enabled"},
+    }
+    if sse_kms:
+        rule["SourceSelectionCriteria"] = {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    return rule
+
+
+# One source with two destinations in two regions; a bidirectional pair (rules without SSE-KMS);
+# a tag-filtered rule into a destination that also receives SRC's replicas.
+RULES = {
+    SRC: [_rule("to-west", DST), _rule("to-eu", DST2, priority=2)],
+    BIDI_A: [_rule("a-to-b", BIDI_B, sse_kms=False)],
+    BIDI_B: [_rule("b-to-a", BIDI_A, sse_kms=False)],
+    TAGGED: [_rule("tagged-to-west", DST, tags=True)],
+}
+SOURCES = {SRC: 0.5, BIDI_A: 0.15, BIDI_B: 0.15, TAGGED: 0.2}
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _delay_sampler(spec: str, rng: random.Random):
+    """`lognormal:MEDIAN,SIGMA` | `uniform:LOW,HIGH` | `exponential:MEAN` | `fixed:SECONDS`."""
+    kind, _, raw = spec.partition(":")
+    values = [float(v) for v in raw.split(",") if v]
+    if kind == "lognormal" and len(values) == 2:
+        import math
+
+        mu = math.log(values[0])
+        return lambda: rng.lognormvariate(mu, values[1])
+    if kind == "uniform" and len(values) == 2:
+        return lambda: rng.uniform(values[0], values[1])
+    if kind == "exponential" and len(values) == 1:
+        return lambda: rng.expovariate(1 / values[0])
+    if kind == "fixed" and len(values) == 1:
+        return lambda: values[0]
+    raise argparse.ArgumentTypeError(f"not a delay distribution: {spec!r}")
+
+
+def _outage(spec: str) -> tuple[str, float, float]:
+    """`BUCKET:START-END` in seconds after the workload starts; `none` for no outage."""
+    bucket, _, window = spec.rpartition(":")
+    start, _, end = window.partition("-")
+    try:
+        return bucket, float(start), float(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an outage window: {spec!r} (BUCKET:START-END)") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="make demo ARGS=...",
+        description="Run CRR Monitor on a local AWS emulator with emulated S3 replication, and report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--objects", type=int, default=2000, help="object versions written by the workload")
+    p.add_argument("--load-seconds", type=float, default=20.0, help="the workload is spread over this many seconds")
+    p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
+    p.add_argument("--give-up", type=int, default=60, help="age at which an unresolved object is FAILED (seconds)")
+    p.add_argument("--delay", default="lognormal:1.0,0.6", help="replication delay distribution (seconds)")
+    p.add_argument("--failures", type=float, default=0.02, help="share of versions whose replication fails")
+    p.add_argument("--failure-reasons", default=",".join(FAILURE_REASONS), help="reasons S3 reports, drawn evenly")
+    p.add_argument(
+        "--outage",
+        default=f"{DST2}:6-16",
+        help="destination outage window BUCKET:START-END (seconds after the workload starts), or 'none'",
+    )
+    p.add_argument("--lost-events", type=float, default=0.02, help="share of events never delivered")
+    p.add_argument("--duplicates", type=float, default=0.03, help="share of events delivered twice")
+    p.add_argument("--reorder", type=float, default=0.03, help="share of events delivered 1-4 s late")
+    p.add_argument("--sse-kms", type=float, default=0.03, help="share of versions encrypted with SSE-KMS")
+    p.add_argument("--multipart", type=float, default=0.03, help="share of versions uploaded in parts")
+    p.add_argument("--lifecycle-deletes", type=float, default=0.02, help="lifecycle delete markers, per version")
+    p.add_argument("--user-deletes", type=float, default=0.02, help="DeleteObject delete markers, per version")
+    p.add_argument("--source-deleted", type=float, default=0.02, help="versions deleted before they replicate")
+    p.add_argument("--out-of-scope", type=float, default=0.03, help="versions no rule applies to (untagged)")
+    p.add_argument("--corrupt", type=float, default=0.01, help="versions whose replica differs in size")
+    p.add_argument("--notifications", type=float, default=0.1, help="share of events sent as S3 notifications/SNS")
+    p.add_argument("--ttl-expire", action="store_true", help="at the end, expire items as TTL would a day later")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same workload")
+    p.add_argument("--max-seconds", type=float, default=170.0, help="stop waiting for verdicts after this long")
+    p.add_argument("--html", default="demo-output/report.html", help="where to write the HTML report")
+    p.add_argument("--log", default="demo-output/lambda.log", help="where the handlers' logs and EMF lines go")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    return p
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class Plan:
+    """One object version the workload writes, and what happens to it."""
+
+    at: float
+    bucket: str
+    key: str
+    fault: str
+    size: int
+    tags: dict[str, str] | None = None
+    encryption: str | None = None
+    parts: int = 0
+    fail_reason: str | None = None
+
+
+def make_plan(args, rng: random.Random) -> list[Plan]:
+    reasons = [r.strip() for r in args.failure_reasons.split(",") if r.strip()]
+    faults = [
+        ("failure", args.failures),
+        ("sse-kms", args.sse_kms),
+        ("multipart", args.multipart),
+        ("source-deleted", args.source_deleted),
+        ("out-of-scope", args.out_of_scope),
+        ("corrupt", args.corrupt),
+    ]
+    buckets, weights = zip(*SOURCES.items(), strict=True)
+    plans = []
+    for i in range(args.objects):
+        draw, fault = rng.random(), "normal"
+        for name, share in faults:
+            if draw < share:
+                fault = name
+                break
+            draw -= share
+        bucket = rng.choices(buckets, weights)[0]
+        if fault == "out-of-scope":
+            bucket = TAGGED
+        elif fault in ("source-deleted", "corrupt") and bucket in (BIDI_A, BIDI_B):
+            bucket = SRC  # in a bidirectional pair ingest HEADs each version: keep these on one-way rules
+        name = f"data/{i // 100:03d}/object-{i:05d}" + (" ü+.bin" if i % 37 == 0 else ".bin")
+        plan = Plan(
+            at=args.load_seconds * i / max(1, args.objects), bucket=bucket, key=name, fault=fault, size=64 + i % 900
+        )
+        if bucket == TAGGED and fault != "out-of-scope":
+            plan.tags = dict(TAG)
+        if fault == "sse-kms":
+            plan.encryption = "aws:kms"
+        elif fault == "multipart":
+            plan.parts, plan.size = 3, 3000 + i % 500
+        elif fault == "failure":
+            plan.fail_reason = rng.choice(reasons)
+        plans.append(plan)
+    return plans
+
+
+@dataclass
+class Tally:
+    """What the table's stream showed: the latest status of every item."""
+
+    status: dict[tuple[str, str], str] = field(default_factory=dict)
+    overdue: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # item -> (pair, first_seen)
+    overdue_series: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    oldest_overdue: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def offer(self, records: list[dict]) -> None:
+        for record in records:
+            if record.get("eventName") == "REMOVE":
+                continue
+            image = record["dynamodb"].get("NewImage", {})
+            if "status" in image and image.get("pk", {}).get("S") != "__lease__":
+                ident = (image["pk"]["S"], image["dest"]["S"])
+                status = self.status[ident] = image["status"]["S"]
+                if status == "OVERDUE":
+                    pair = image.get("ovd_pair", {}).get("S", "unknown")
+                    self.overdue[ident] = (pair, int(image["first_seen"]["N"]))
+                else:
+                    self.overdue.pop(ident, None)
+
+    def counts(self) -> Counter:
+        return Counter(self.status.values())
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.t0 = time.time()
+        self.tally = Tally()
+        self.pairs = sorted({(s, r["Destination"]["Bucket"].rsplit(":", 1)[-1]) for s, rs in RULES.items() for r in rs})
+
+    # ---- set-up
+    def start_server(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        self.endpoint = f"http://{host}:{port}"
+
+    def provision(self) -> None:
+        import boto3
+
+        from crrmon import runtime
+        from crrmon_local import emulator
+        from crrmon_local.provision import provision
+
+        emulator.install()
+        emulator.answer_replication_faithfully()
+        emulator.speed_up_moto()
+        self.session = session = boto3.Session(region_name=REGION)
+        for bucket, region in REGIONS.items():
+            s3 = session.client("s3", region_name=region)
+            extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            s3.create_bucket(Bucket=bucket, **extra)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.s3 = session.client("s3", region_name=REGION)
+        for bucket, rules in RULES.items():
+            self.s3.put_bucket_replication(
+                Bucket=bucket,
+                ReplicationConfiguration={"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": rules},
+            )
+        destinations = sorted({d for _, d in self.pairs})
+        self.stack = provision(
+            TEMPLATE,
+            session=session,
+            stack_name=STACK,
+            parameters={
+                "SourceBuckets": ",".join(RULES),
+                "DestinationBuckets": ",".join(destinations),
+                "RpoSeconds": str(self.args.rpo),
+                "GiveUpSeconds": str(self.args.give_up),
+                "ArchiveEnabled": "true",
+                "HeadRequestsPerSecond": "1000",
+                "RecordRetentionHours": "1",
+            },
+            region=REGION,
+        )
+        os.environ.update(self.stack.environment)
+        runtime.reset()
+        self.sqs = session.client("sqs", region_name=REGION)
+        self.ddb = session.client("dynamodb", region_name=REGION)
+        self.alerts_url = self.sqs.create_queue(QueueName=f"{STACK}-alert-inbox")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts_url, AttributeNames=["QueueArn"])["Attributes"]
+        session.client("sns", region_name=REGION).subscribe(
+            TopicArn=self.stack.alert_topic_arn, Protocol="sqs", Endpoint=arn["QueueArn"]
+        )
+
+    def wire(self) -> None:
+        from crrmon_local import emulator
+        from crrmon_local.cfn import load_template
+        from crrmon_local.lambdas import build_mappings
+
+        self.mappings = build_mappings(
+            load_template(TEMPLATE),
+            sqs=self.sqs,
+            streams=self.session.client("dynamodbstreams", region_name=REGION),
+            queue_urls={"EventsQueue": self.stack.events_queue_url, "TimerQueue": self.stack.timer_queue_url},
+            stream_arn=self.stack.stream_arn,
+            failure_queue_url=self.stack.stream_failure_queue_url,
+        )
+        self.mappings.stream.describe_every = 5.0  # the table has one shard here; Lambda too describes rarely
+        first = self.mappings.stream.consumers[0]
+        plain_offer = first.offer
+
+        def offer(records):
+            self.tally.offer(records)
+            plain_offer(records)
+
+        first.offer = offer
+        args = self.args
+        self.channel = emulator.EventChannel(
+            self.sqs,
+            self.stack.events_queue_url,
+            rng=random.Random(args.seed + 1),
+            lost=args.lost_events,
+            duplicates=args.duplicates,
+            reorder=args.reorder,
+        )
+        outages = ()
+        if args.outage != "none":
+            bucket, start, end = _outage(args.outage)
+            outages = (emulator.Outage(bucket, self.t0 + start, self.t0 + end),)
+        self.replicator = emulator.Replicator(
+            self.channel,
+            regions=REGIONS,
+            delay=_delay_sampler(args.delay, random.Random(args.seed + 2)),
+            rng=random.Random(args.seed + 3),
+            outages=outages,
+            notification_share=args.notifications,
+        )
+
+    # ---- running
+    def run(self) -> None:
+        """The world (workload, S3, event delivery) and each event source mapping run in their own threads."""
+        args = self.args
+        self.plans = make_plan(args, self.rng)
+        self.written = 0
+        self.world_done = threading.Event()
+        self.stop_polling = threading.Event()
+        self.errors: list[BaseException] = []
+        self.t0 = time.time()
+        if args.outage != "none":  # the window counts from the workload's start
+            from crrmon_local import emulator
+
+            bucket, start, end = _outage(args.outage)
+            self.replicator.outages = (emulator.Outage(bucket, self.t0 + start, self.t0 + end),)
+        threads = [
+            threading.Thread(target=self._guard(self._world), name="world"),
+            *(
+                threading.Thread(target=self._guard(self._poll_queue), args=(m,), name=m.function_name)
+                for m in self.mappings.queues
+            ),
+            threading.Thread(target=self._guard(self._poll_stream), name="stream"),
+        ]
+        for thread in threads:
+            thread.start()
+        last_sample = 0.0
+        try:
+            while True:
+                time.sleep(0.25)
+                now = time.time()
+                elapsed = now - self.t0
+                if now - last_sample >= 2:
+                    self._sample_overdue(elapsed)
+                    last_sample = now
+                if not args.no_progress:
+                    self._progress(elapsed, len(self.plans))
+                if self.errors:
+                    break
+                if self.world_done.is_set() and self._settled():
+                    time.sleep(0.5)  # let the stream's last publications through
+                    break
+                if elapsed > args.max_seconds:
+                    break
+        finally:
+            self.stop_polling.set()
+            for thread in threads:
+                thread.join()
+        if self.errors:
+            raise self.errors[0]
+        self.mappings.pump()
+        if args.ttl_expire:
+            self._expire()
+        self._sample_overdue(time.time() - self.t0)
+        if not args.no_progress:
+            self._progress(time.time() - self.t0, len(self.plans))
+            sys.stderr.write("\n")
+        self.elapsed = time.time() - self.t0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+
+    def _guard(self, target):
+        def run(*a):
+            try:
+                target(*a)
+            except BaseException as error:  # reported by the main thread
+                self.errors.append(error)
+                self.stop_polling.set()
+
+        return run
+
+    def _world(self) -> None:
+        """The customers' applications and S3: writes, deletes, replication, event delivery, in real time."""
+        args, plans = self.args, self.plans
+        deletes: list[tuple[float, str, str, str]] = []  # (at, kind, bucket, key)
+        while not self.stop_polling.is_set():
+            now = time.time()
+            elapsed = now - self.t0
+            while self.written < len(plans) and plans[self.written].at <= elapsed:
+                plan = plans[self.written]
+                self._write(plan)
+                self.written += 1
+                if plan.fault == "normal" and plan.bucket == SRC:
+                    draw = self.rng.random()
+                    if draw < args.lifecycle_deletes:
+                        deletes.append((elapsed + self.rng.uniform(1, 3), "lifecycle", plan.bucket, plan.key))
+                    elif draw < args.lifecycle_deletes + args.user_deletes:
+                        deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "user", plan.bucket, plan.key))
+            for entry in [d for d in deletes if d[0] <= elapsed]:
+                deletes.remove(entry)
+                _, kind, bucket, key = entry
+                if kind == "lifecycle":
+                    self.replicator.expire_by_lifecycle(bucket, key)
+                elif self._replicated_everywhere(bucket, key):
+                    self.replicator.delete(bucket, key)
+            self.replicator.run_due(now)
+            self.channel.flush(now)
+            settled = not deletes and not self.replicator.pending() and not self.channel.pending()
+            if self.written == len(plans) and settled:
+                self.world_done.set()
+                return
+            time.sleep(0.02)
+
+    def _poll_queue(self, mapping) -> None:
+        """Lambda's SQS poller: batches while there are messages, a short wait when the queue is empty."""
+        while not self.stop_polling.is_set():
+            if not mapping.poll():
+                time.sleep(0.1)
+
+    def _poll_stream(self) -> None:
+        """Lambda's stream poller for both consumers, and the one-minute schedule (run every 10 s here)."""
+        stream = self.mappings.stream
+        last_schedule = 0.0
+        while not self.stop_polling.is_set():
+            work = stream.read()
+            for consumer in stream.consumers:
+                while consumer.poll():
+                    work += 1
+            if time.time() - last_schedule >= 10:
+                self.mappings.run_schedules()
+                last_schedule = time.time()
+            if not work:
+                time.sleep(0.1)
+
+    def _write(self, plan: Plan) -> None:
+        body = os.urandom(plan.size)
+        self.replicator.put(
+            plan.bucket,
+            plan.key,
+            body,
+            tags=plan.tags,
+            encryption=plan.encryption,
+            parts=plan.parts,
+            fault=plan.fault,
+            fail_reason=plan.fail_reason,
+            corrupt=plan.fault == "corrupt",
+            delete_source=plan.fault == "source-deleted",
+        )
+
+    def _replicated_everywhere(self, bucket: str, key: str) -> bool:
+        entries = [t for t in self.replicator.truth.values() if t.source == bucket and t.key == key]
+        return bool(entries) and all(t.landed_at is not None and t.verdict == "COMPLETED" for t in entries)
+
+    def _settled(self) -> bool:
+        """Every item the monitor could know of has a final verdict in the table's stream."""
+        from crrmon.store import make_pk
+
+        for truth in self.replicator.truth.values():
+            if truth.verdict == "NONE" or not truth.seen:
+                continue
+            status = self.tally.status.get((make_pk(truth.version_id, truth.key), truth.destination))
+            if status in (None, "OVERDUE"):
+                return False
+        return True
+
+    def _sample_overdue(self, elapsed: float) -> None:
+        """How many items are OVERDUE per pair now, and how old the oldest is (from the stream's images)."""
+        counts = dict.fromkeys((f"{s}>{d}" for s, d in self.pairs), 0)
+        now_ms = time.time() * 1000
+        for pair, first_seen in list(self.tally.overdue.values()):
+            counts[pair] = counts.get(pair, 0) + 1
+            age = (now_ms - first_seen) / 1000
+            self.tally.oldest_overdue[pair] = max(self.tally.oldest_overdue[pair], age)
+        self.tally.overdue_series.append((round(elapsed, 1), counts))
+
+    def _expire(self) -> None:
+        from crrmon_local import emulator
+
+        later = time.time() + 86400 + 3600
+        self.ttl_removed = emulator.expire_ttl(
+            self.ddb, self.stack.table_name, now_s=later, removed=self.mappings.stream.ttl_removed
+        )
+        self.mappings.pump()
+
+    def _progress(self, elapsed: float, total: int) -> None:
+        counts = self.tally.counts()
+        width = 24
+        done = int(width * self.written / max(1, total))
+        bar = "#" * done + "." * (width - done)
+        finals = sum(v for k, v in counts.items() if k != "OVERDUE")
+        c = self.channel.counts
+        line = (
+            f"\r[{bar}] {elapsed:5.1f}s written {self.written}/{total} replicas {self.replicator.replicas} "
+            f"events {c['delivered']} (lost {c['lost']}) verdicts {finals} "
+            f"C {counts.get('COMPLETED', 0)} F {counts.get('FAILED', 0)} M {counts.get('MISMATCH', 0)} "
+            f"SD {counts.get('SOURCE_DELETED', 0)} NIS {counts.get('NOT_IN_SCOPE', 0)} "
+            f"overdue now {counts.get('OVERDUE', 0)} "
+        )
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    # ---- what the monitor said
+    def archive_lines(self) -> list[dict]:
+        lines = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.stack.archive_bucket):
+            for entry in page.get("Contents", []):
+                data = self.s3.get_object(Bucket=self.stack.archive_bucket, Key=entry["Key"])["Body"].read()
+                lines.extend(json.loads(line) for line in data.decode().splitlines() if line)
+        return lines
+
+    def digests(self) -> list[dict]:
+        found = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.alerts_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for m in messages:
+                envelope = json.loads(m["Body"])
+                found.append({"subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
+            self.sqs.delete_message_batch(
+                QueueUrl=self.alerts_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.stop()
+
+
+# ---------------------------------------------------------------- the report
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: float) -> dict:
+    truths = demo.replicator.truth
+    by_ident: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for line in lines:
+        by_ident[(line["version_id"], line["key"], line["destination_bucket"])].add(line["status"])
+    pairs = {}
+    for source, dest in demo.pairs:
+        mine = [ln for ln in lines if ln["source_bucket"] == source and ln["destination_bucket"] == dest]
+        unique = {ln["record_id"]: ln for ln in mine}.values()
+        latencies = [
+            ln["latency_ms"] / 1000 for ln in unique if ln["status"] == "COMPLETED" and ln["latency_ms"] is not None
+        ]
+        pair = f"{source}>{dest}"
+        alerts = [d for d in digests if d["source_bucket"] == source and d["destination_bucket"] == dest]
+        pairs[pair] = {
+            "source": source,
+            "destination": dest,
+            "verdicts": dict(Counter(ln["status"] for ln in unique)),
+            "latency": {p: percentile(latencies, p) for p in (50, 95, 99)} | {"max": max(latencies, default=None)},
+            "latencies": sorted(round(v, 3) for v in latencies),
+            "missed_rpo": sum(1 for ln in unique if ln["missed_rpo"]),
+            "overdue_peak": max((c.get(pair, 0) for _, c in demo.tally.overdue_series), default=0),
+            "oldest_overdue_s": round(demo.tally.oldest_overdue.get(pair, 0.0), 1),
+            "alerts": {
+                "messages": len(alerts),
+                "objects": dict(Counter({d["status"]: 0 for d in alerts}) + _sum_counts(alerts)),
+            },
+            "archive_lines": len(mine),
+        }
+
+    agree, disagreements, unseen, found_anyway = 0, [], [], 0
+    confusion: Counter = Counter()
+    for ident, truth in truths.items():
+        got = by_ident.get(ident, set())
+        said = next(iter(got)) if len(got) == 1 else ("NONE" if not got else "+".join(sorted(got)))
+        if truth.verdict != "NONE" and not truth.seen:
+            if said == "NONE":
+                unseen.append(truth)
+                continue
+            found_anyway += 1
+        confusion[(truth.verdict, said)] += 1
+        if said == truth.verdict:
+            agree += 1
+        else:
+            disagreements.append({**_truth_dict(truth), "monitor": said})
+    for ident, got in by_ident.items():
+        if ident not in truths:
+            confusion[("NONE", "+".join(sorted(got)))] += 1
+            disagreements.append({"version_id": ident[0], "key": ident[1], "destination": ident[2], "monitor": got})
+    scores = {}
+    for verdict in VERDICTS:
+        tp = confusion[(verdict, verdict)]
+        predicted = sum(v for (_, s), v in confusion.items() if s == verdict)
+        actual = sum(v for (t, _), v in confusion.items() if t == verdict)
+        if predicted or actual:
+            scores[verdict] = {
+                "truth": actual,
+                "monitor": predicted,
+                "precision": tp / predicted if predicted else None,
+                "recall": tp / actual if actual else None,
+            }
+    compared = sum(confusion.values())
+    return {
+        "settings": {k: v for k, v in vars(demo.args).items() if k not in ("html", "log", "no_progress")},
+        "wall_seconds": round(demo.elapsed, 1),
+        "peak_memory_mb": round(peak_mb, 1),
+        "cpu_seconds": round(demo.cpu_seconds, 1),
+        "objects_written": demo.written,
+        "replicas_landed": demo.replicator.replicas,
+        "events": dict(demo.channel.counts),
+        "pairs": pairs,
+        "archive_lines": len(lines),
+        "alert_messages": len(digests),
+        "overdue_series": demo.tally.overdue_series,
+        "compared": compared,
+        "agreed": agree,
+        "agreement": agree / compared if compared else 1.0,
+        "scores": scores,
+        "unseen": [_truth_dict(t) for t in unseen],
+        "found_without_events": found_anyway,
+        "disagreements": disagreements,
+        "ttl_removed": getattr(demo, "ttl_removed", None),
+    }
+
+
+def _sum_counts(alerts: list[dict]) -> Counter:
+    total: Counter = Counter()
+    for d in alerts:
+        total[d["status"]] += d["count"]
+    return total
+
+
+def _truth_dict(truth) -> dict:
+    return {
+        "source": truth.source,
+        "destination": truth.destination,
+        "key": truth.key,
+        "version_id": truth.version_id,
+        "truth": truth.verdict,
+        "fault": truth.fault,
+    }
+
+
+def _fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def render_text(report: dict) -> str:
+    out = ["", "CRR Monitor demo report", "=" * 23]
+    s = report["settings"]
+    out.append(
+        f"{report['objects_written']} versions written, {report['replicas_landed']} replicas landed; "
+        f"RPO {s['rpo']}s, give-up {s['give_up']}s, delays {s['delay']}, outage {s['outage']}"
+    )
+    e = report["events"]
+    out.append(
+        f"events: {e['emitted']} emitted, {e['delivered']} delivered, {e['lost']} lost, "
+        f"{e['duplicated']} duplicated, {e['reordered']} late"
+    )
+    for p in report["pairs"].values():
+        out.append("")
+        out.append(f"pair {p['source']} -> {p['destination']}")
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(p["verdicts"].items())) or "none"
+        out.append(f"  verdicts:      {verdicts}")
+        lat = p["latency"]
+        out.append(
+            f"  latency:       p50 {_fmt_s(lat[50])}  p95 {_fmt_s(lat[95])}  p99 {_fmt_s(lat[99])}  "
+            f"max {_fmt_s(lat['max'])}"
+        )
+        out.append(
+            f"  overdue:       {p['missed_rpo']} missed the RPO; at most {p['overdue_peak']} overdue at once; "
+            f"oldest overdue {p['oldest_overdue_s']}s"
+        )
+        alerts = ", ".join(f"{k} {v}" for k, v in sorted(p["alerts"]["objects"].items())) or "none"
+        out.append(f"  alerts sent:   {p['alerts']['messages']} digests ({alerts})")
+        out.append(f"  archive lines: {p['archive_lines']}")
+    out.append("")
+    out.append("verdicts compared with the emulator's ground truth")
+    out.append(f"  {'verdict':<15} {'truth':>6} {'monitor':>8} {'precision':>10} {'recall':>8}")
+    for verdict, sc in report["scores"].items():
+        precision = "-" if sc["precision"] is None else f"{sc['precision']:.1%}"
+        recall = "-" if sc["recall"] is None else f"{sc['recall']:.1%}"
+        out.append(f"  {verdict:<15} {sc['truth']:>6} {sc['monitor']:>8} {precision:>10} {recall:>8}")
+    out.append(
+        f"  agreement: {report['agreed']}/{report['compared']} ({report['agreement']:.2%}) "
+        "of the object versions and destinations the monitor could see"
+    )
+    if report["found_without_events"]:
+        out.append(f"  found although every event about them was lost: {report['found_without_events']}")
+    out.append(f"  not seen (every event about them lost), reported apart: {len(report['unseen'])}")
+    for u in report["unseen"][:10]:
+        out.append(f"    {u['source']} -> {u['destination']} {u['key']} ({u['fault']}, truth {u['truth']})")
+    if report["ttl_removed"] is not None:
+        out.append(f"  TTL expiry emulated: {report['ttl_removed']} items removed")
+    if report["disagreements"]:
+        out.append(f"DISAGREEMENTS: {len(report['disagreements'])}")
+        for d in report["disagreements"][:50]:
+            out.append(f"  {json.dumps(d, default=sorted, ensure_ascii=False)}")
+    else:
+        out.append("no disagreements")
+    out.append("")
+    out.append(
+        f"wall time {report['wall_seconds']}s (CPU {report['cpu_seconds']}s), "
+        f"peak memory {report['peak_memory_mb']} MB, "
+        f"{report['archive_lines']} archive lines, {report['alert_messages']} alert digests"
+    )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # Powertools warns on every invocation that publishes no metric of its own: noise here.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    for path in (args.html, args.log):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    demo = Demo(args)
+    demo.start_server()
+    try:
+        with open(args.log, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            demo.provision()
+            demo.wire()
+            demo.run()
+            lines = demo.archive_lines()
+            digests = demo.digests()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report = build_report(demo, lines, digests, peak_mb)
+        report["total_seconds"] = round(time.time() - started, 1)
+    finally:
+        demo.stop()
+    sys.stdout.write(render_text(report))
+    from crrmon_local.report_html import render_html
+
+    Path(args.html).write_text(render_html(report), encoding="utf-8")
+    sys.stdout.write(f"HTML report: {args.html}\n")
+    return 1 if report["disagreements"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
