@@ -123,3 +123,23 @@ class Recorder:
 
     def __call__(self, params, **_):
         self.calls.append(dict(params))
+
+
+@pytest.fixture
+def eventbridge_answers(world):
+    """moto stores a bucket's EventBridgeConfiguration but leaves it out of GetBucketNotificationConfiguration's
+    answer; this puts it back from moto's own state, as S3 answers."""
+    from moto.s3.models import s3_backends
+
+    asked: list[str] = []
+
+    def remember(params, **_):
+        asked.append(params["Bucket"])
+
+    def complete(parsed, **_):
+        configuration = s3_backends[ACCOUNT]["aws"].get_bucket(asked[-1]).notification_configuration
+        if configuration is not None and configuration.event_bridge is not None:
+            parsed["EventBridgeConfiguration"] = {}
+
+    world.session.events.register("before-parameter-build.s3.GetBucketNotificationConfiguration", remember)
+    world.session.events.register("after-call.s3.GetBucketNotificationConfiguration", complete)

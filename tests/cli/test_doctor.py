@@ -1,0 +1,100 @@
+"""crrmon doctor: set-up findings with their fixes, on the moto-provisioned stack and buckets."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import ACCOUNT, DST, REGION, SRC, deny
+
+
+def _findings(answer: dict, check: str, resource: str | None = None) -> list[dict]:
+    return [f for f in answer["items"] if f["check"] == check and (resource is None or f["resource"] == resource)]
+
+
+def test_doctor_on_a_fresh_set_up_finds_what_is_missing(world, cli):
+    other_topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:someone-elses-topic"
+    world.session.client("sns", region_name=REGION).create_topic(Name="someone-elses-topic")
+    existing = {"TopicConfigurations": [{"Id": "theirs", "TopicArn": other_topic, "Events": ["s3:ObjectCreated:*"]}]}
+    world.s3.put_bucket_notification_configuration(Bucket=SRC, NotificationConfiguration=existing)
+
+    code, answer = cli.json("doctor")
+    assert code == 1
+    assert _findings(answer, "eventbridge", SRC)[0]["severity"] == "ERROR"
+    assert _findings(answer, "versioning", SRC)[0]["severity"] == "OK"
+    metrics = _findings(answer, "metrics", f"{SRC} rule to-west")
+    assert metrics[0]["severity"] == "WARN" and "Metrics" in metrics[0]["fix"]
+    assert _findings(answer, "forwarder", "us-west-2")[0]["severity"] == "ERROR"
+    assert "forwarder/template.yaml" in _findings(answer, "forwarder", "us-west-2")[0]["fix"]
+    assert {f["severity"] for f in _findings(answer, "kms")} == {"OK"}  # the template's key policy
+    assert _findings(answer, "alerts")[0]["severity"] == "OK"  # the harness subscribes a queue
+    assert answer["items"][0]["severity"] == "ERROR"  # worst first
+
+    merged = answer["merged_notification_configurations"][SRC]
+    assert merged["TopicConfigurations"][0]["Id"] == "theirs"  # kept, not replaced
+    assert "EventBridgeConfiguration" in merged
+    [queue] = merged["QueueConfigurations"]
+    assert queue["QueueArn"].endswith(":crrmon-test-EventsQueue")
+    assert "s3:Replication:OperationFailedReplication" in queue["Events"]
+
+    assert cli("doctor") == 1
+    assert "PutBucketNotificationConfiguration replaces the whole configuration" in cli.out
+    assert f"put-bucket-notification-configuration --bucket {SRC}" in cli.out
+
+
+def test_doctor_is_clean_once_the_fixes_are_applied(world, cli, eventbridge_answers):
+    _, answer = cli.json("doctor", "--bucket", SRC)
+    world.s3.put_bucket_notification_configuration(
+        Bucket=SRC, NotificationConfiguration=answer["merged_notification_configurations"][SRC]
+    )
+    rules = world.s3.get_bucket_replication(Bucket=SRC)["ReplicationConfiguration"]
+    for rule in rules["Rules"]:
+        rule["Destination"]["Metrics"] = {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}
+    world.s3.put_bucket_replication(Bucket=SRC, ReplicationConfiguration=rules)
+
+    code, answer = cli.json("doctor", "--bucket", SRC)
+    assert {f["severity"] for f in answer["items"]} == {"OK"}, answer["items"]
+    assert code == 0 and "merged_notification_configurations" not in answer
+
+
+def test_doctor_finds_the_forwarder_of_another_region(world, cli):
+    _, answer = cli.json("doctor", "--bucket", DST)
+    assert _findings(answer, "forwarder", "us-west-2")[0]["severity"] == "ERROR"
+    bus_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{world.stack.event_bus_name}"
+    events = world.session.client("events", region_name="us-west-2")
+    events.put_rule(Name="crrmon-forwarder-ForwardRule", EventPattern=json.dumps({"source": ["aws.s3"]}))
+    events.put_targets(Rule="crrmon-forwarder-ForwardRule", Targets=[{"Id": "monitor", "Arn": bus_arn}])
+    _, answer = cli.json("doctor", "--bucket", DST)
+    [forwarder] = _findings(answer, "forwarder", "us-west-2")
+    assert forwarder["severity"] == "OK" and "crrmon-forwarder-ForwardRule" in forwarder["finding"]
+
+
+def test_doctor_flags_the_aws_managed_sns_key_and_missing_subscribers(world, cli):
+    sns = world.session.client("sns", region_name=REGION)
+    sns.set_topic_attributes(
+        TopicArn=world.stack.alert_topic_arn, AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns"
+    )
+    for subscription in sns.list_subscriptions_by_topic(TopicArn=world.stack.alert_topic_arn)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+    code, answer = cli.json("doctor", "--source-buckets", SRC)
+    assert code == 1
+    [kms] = _findings(answer, "kms", "AlertTopic")
+    assert kms["severity"] == "ERROR" and "dropped" in kms["finding"]
+    [alerts] = _findings(answer, "alerts")
+    assert alerts["severity"] == "WARN" and "sns subscribe" in alerts["fix"]
+
+
+def test_doctor_reports_dead_letters(world, cli):
+    world.sqs.send_message(QueueUrl=world.stack.timer_dlq_url, MessageBody="{}")
+    _, answer = cli.json("doctor", "--source-buckets", SRC)
+    [timer] = _findings(answer, "dead letters", "TimerDeadLetterQueue")
+    assert timer["severity"] == "WARN" and timer["fix"] == "crrmon redrive --queue timer --dry-run"
+
+
+def test_doctor_permission_errors_are_findings_and_exit_2(world, cli):
+    deny(world.session, "before-call.s3.GetBucketVersioning")
+    code, answer = cli.json("doctor", "--bucket", SRC)
+    assert code == 2
+    [versioning] = _findings(answer, "versioning", SRC)
+    assert versioning["severity"] == "ERROR"
+    assert f"s3:GetBucketVersioning on arn:aws:s3:::{SRC}" in versioning["finding"]
+    assert _findings(answer, "eventbridge", SRC)  # the other checks still ran

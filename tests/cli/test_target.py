@@ -1,0 +1,83 @@
+"""How crrmon finds the monitor: --stack (CloudFormation), --local (the demo's stack file), flags; --help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crrmon_cli.main import COMMANDS, main
+
+from .conftest import DST, REGION, SRC, overdue_item
+
+
+def _outputs_stack(world, name: str = "crr-monitor") -> None:
+    """A CloudFormation stack carrying the monitor's outputs and parameters (moto cannot deploy the SAM
+    template itself: it runs no Lambda code), pointing at the resources provisioned from template.yaml."""
+    stack = world.stack
+    outputs = {
+        "ReplicationTableName": stack.table_name,
+        "EventsQueueUrl": stack.events_queue_url,
+        "EventsDeadLetterQueueUrl": stack.events_dlq_url,
+        "TimerQueueUrl": stack.timer_queue_url,
+        "TimerDeadLetterQueueUrl": stack.timer_dlq_url,
+        "StreamFailureQueueUrl": stack.stream_failure_queue_url,
+        "MonitorEventBusName": stack.event_bus_name,
+        "AlertTopicArn": stack.alert_topic_arn,
+        "ArchiveBucketName": stack.archive_bucket,
+        "AthenaDatabase": "crr_monitor_archive",
+        "AthenaTable": "replication_records",
+    }
+    template = {
+        "Parameters": {"SourceBuckets": {"Type": "String"}, "RpoSeconds": {"Type": "String"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    world.session.client("cloudformation", region_name=REGION).create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[
+            {"ParameterKey": "SourceBuckets", "ParameterValue": stack.environment["SOURCE_BUCKETS"]},
+            {"ParameterKey": "RpoSeconds", "ParameterValue": "60"},
+        ],
+    )
+
+
+def test_stack_by_name(world, cli):
+    _outputs_stack(world)
+    overdue_item("via/stack", "v1", first_seen_ms=int(world.clock() * 1000) - 600_000)
+    code = cli("overdue", "--stack", "crr-monitor", "--region", REGION, "--output", "json", local=False)
+    assert code == 1
+    assert [row["key"] for row in json.loads(cli.out)["items"]] == ["via/stack"]
+    # a deployed stack with an Athena table reads FAILED verdicts through Athena
+    code = cli("failed", "--stack", "crr-monitor", "--region", REGION, "--output", "json", local=False)
+    assert code == 0 and json.loads(cli.out)["items"] == []
+
+
+def test_missing_stack_is_a_usage_error(world, cli):
+    assert cli("overdue", "--stack", "no-such-stack", "--region", REGION, local=False) == 2
+    assert "no CloudFormation stack 'no-such-stack'" in cli.err
+
+
+def test_flags_alone_and_what_is_missing(world, cli):
+    overdue_item("via/flags", "v1", first_seen_ms=int(world.clock() * 1000) - 600_000)
+    code = cli("overdue", "--table", world.stack.table_name, "--pair", f"{SRC}>{DST}", "--region", REGION, local=False)
+    assert code == 1 and "via/flags" in cli.out
+    assert cli("overdue", "--pair", f"{SRC}>{DST}", "--region", REGION, local=False) == 2
+    assert "needs the table name" in cli.err and "--table" in cli.err
+
+
+def test_local_file_errors(world, cli, tmp_path):
+    assert cli("overdue", "--local", str(tmp_path / "none.json"), local=False) == 2 and "make demo" in cli.err
+    (tmp_path / "bad.json").write_text("{")
+    assert cli("overdue", "--local", str(tmp_path / "bad.json"), local=False) == 2 and "not JSON" in cli.err
+    assert cli("overdue", "--local", cli.stack_file, "--stack", "x", local=False) == 2
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: crrmon {command}" in text and "--output" in text and "--stack" in text and "Exit codes" in text
