@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=("auto", "move-task", "copy"),
         default="auto",
-        help="auto: StartMessageMoveTask on AWS, receive/send/delete with --endpoint-url/--local",
+        help="auto: StartMessageMoveTask on AWS, receive/send/delete with --local or --endpoint-url",
     )
     redrive.add_argument("--max", type=int, metavar="N", help="move at most N messages per queue (copy method)")
     redrive.add_argument(

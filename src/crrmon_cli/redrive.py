@@ -75,7 +75,7 @@ def redrive(ctx: Context, args) -> int:
     names = list(PAIRS) if args.queue == "all" else [args.queue]
     method = args.method
     if method == "auto":
-        method = "copy" if ctx.aws.endpoint_url else "move-task"
+        method = "copy" if ctx.aws.endpoint_url or ctx.target.local else "move-task"
     rows = []
     for name in names:
         dlq_attr, queue_attr, dlq_id, queue_id = PAIRS[name]

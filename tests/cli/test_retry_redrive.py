@@ -173,7 +173,12 @@ def test_redrive_uses_start_message_move_task_on_aws(world, cli, monkeypatch):
     monkeypatch.setattr(
         Aws, "client", lambda self, service, region=None: sqs if service == "sqs" else plain(self, service, region)
     )
-    code, answer = cli.json("redrive", "--queue", "timer")  # auto: no endpoint URL, so the move task
+    stack = world.stack
+    code = cli(
+        "redrive", "--queue", "timer", "--timer-dlq", stack.timer_dlq_url, "--timer-queue", stack.timer_queue_url,
+        "--region", REGION, "--output", "json", local=False,
+    )  # fmt: skip
+    answer = json.loads(cli.out)  # auto on AWS (neither --local nor --endpoint-url): the move task
     assert code == 0
     stub.assert_no_pending_responses()
     assert answer["items"][0]["method"] == "move-task" and answer["items"][0]["task"] == "task-1"
