@@ -46,6 +46,7 @@ class Doctor:
         self.ctx = ctx
         self.findings: list[Finding] = []
         self.merged: dict[str, dict] = {}
+        self.regions: dict[str, str] = {}
         self.denied = False
 
     def add(self, severity: str, check: str, resource: str, finding: str, fix: str = "") -> None:
@@ -69,6 +70,7 @@ class Doctor:
     def bucket(self, bucket: str, *, is_source: bool, monitor: dict[str, str]) -> None:
         s3 = self.ctx.aws.client("s3")
         region = self.guarded("bucket", bucket, bucket_region, s3, bucket) or "unknown"
+        self.regions[bucket] = region
         client = self.ctx.aws.client("s3", region if region != "unknown" else None)
         self.guarded("versioning", bucket, self.versioning, client, bucket)
         notifications = self.guarded("notifications", bucket, self.notifications, client, bucket)
@@ -365,7 +367,8 @@ def doctor(ctx: Context, args) -> int:
         notes.append(
             f"\nMerged notification configuration for s3://{bucket}. PutBucketNotificationConfiguration replaces the "
             "whole configuration: apply this one, which keeps the existing entries:\n"
-            f"aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration "
+            f"aws s3api put-bucket-notification-configuration --region {d.regions.get(bucket, ctx.aws.region)} "
+            f"--bucket {bucket} --notification-configuration "
             f"'{json.dumps(configuration, separators=(',', ':'))}'"
         )
     ctx.printer.result(

@@ -127,3 +127,56 @@ def test_athena_access_denied(world, cli):
     deny(world.session, "before-call.athena.StartQueryExecution", code="AccessDeniedException")
     assert cli("stats", "--from", "athena", "--athena-database", "db") == 2
     assert "athena:StartQueryExecution on workgroup primary" in cli.err
+
+
+def test_failed_pages_through_athena_without_running_the_query_again(world, cli, monkeypatch):
+    """moto answers every GetQueryResults in one piece: Athena's paging is asserted with a Stubber."""
+    from botocore.stub import ANY, Stubber
+
+    from crrmon_cli.aws import Aws
+
+    athena = world.session.client("athena", region_name=REGION)
+    stub = Stubber(athena)
+    names = ["source_bucket", "destination_bucket", "key", "version_id", "size", "reason", "detected_at", "source_time"]
+
+    def rows(*values):
+        return {
+            "ResultSet": {
+                "Rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in values],
+                "ResultSetMetadata": {"ColumnInfo": [{"Name": n, "Type": "varchar"} for n in names]},
+            }
+        }
+
+    one = [SRC, DST, "k/1", "v1", "1", "DstBucketNotFound", "2026-11-27T07:00:00.000Z", "2026-11-27T06:59:00.000Z"]
+    two = [SRC, DST, "k/2", "v2", "2", "DstBucketNotFound", "2026-11-27T06:00:00.000Z", "2026-11-27T05:59:00.000Z"]
+    stub.add_response(
+        "start_query_execution",
+        {"QueryExecutionId": "q-1"},
+        {"QueryString": ANY, "QueryExecutionContext": ANY, "WorkGroup": "ops"},
+    )
+    stub.add_response(
+        "get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}}, {"QueryExecutionId": "q-1"}
+    )
+    stub.add_response(
+        "get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}}, {"QueryExecutionId": "q-1"}
+    )
+    stub.add_response(
+        "get_query_results", {**rows(names, one), "NextToken": "athena-2"}, {"QueryExecutionId": "q-1", "MaxResults": 1}
+    )
+    stub.add_response(
+        "get_query_results", rows(two), {"QueryExecutionId": "q-1", "MaxResults": 1, "NextToken": "athena-2"}
+    )
+    stub.activate()
+    plain = Aws.client
+    monkeypatch.setattr(
+        Aws,
+        "client",
+        lambda self, service, region=None: athena if service == "athena" else plain(self, service, region),
+    )
+    monkeypatch.setattr("crrmon_cli.archive.time.sleep", lambda s: None)
+    base = ["failed", "--from", "athena", "--athena-database", "db", "--workgroup", "ops", "--limit", "1"]
+    _, first = cli.json(*base)
+    assert [r["key"] for r in first["items"]] == ["k/1"] and first["next_token"]
+    _, second = cli.json(*base, "--next-token", first["next_token"])
+    assert [r["key"] for r in second["items"]] == ["k/2"] and "next_token" not in second
+    stub.assert_no_pending_responses()

@@ -38,7 +38,7 @@ def test_doctor_on_a_fresh_set_up_finds_what_is_missing(world, cli):
 
     assert cli("doctor") == 1
     assert "PutBucketNotificationConfiguration replaces the whole configuration" in cli.out
-    assert f"put-bucket-notification-configuration --bucket {SRC}" in cli.out
+    assert f"put-bucket-notification-configuration --region {REGION} --bucket {SRC}" in cli.out
 
 
 def test_doctor_is_clean_once_the_fixes_are_applied(world, cli, eventbridge_answers):
