@@ -826,6 +826,8 @@ def speed_up_moto() -> None:
     - Every visibility/delay check builds datetimes to learn the time: `time.time()` answers it.
     - A table Query on the key sorts every item of the table to pick one partition: it reads that
       partition only. And moto server speaks HTTP/1.1, so connections are kept between requests.
+    - Item operations (UpdateItem, GetItem, Query...) answer with data already in DynamoDB's wire
+      shape, which moto's generic response serializer walks member by member: it is dumped as JSON.
     """
     global _sped_up
     with _speed_lock:
@@ -844,6 +846,7 @@ def speed_up_moto() -> None:
 
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
         _query_by_hash_key_only()
+        _item_results_as_plain_json()
         # HTTP/1.1: clients keep their connections instead of opening one per request.
         from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -882,6 +885,26 @@ def _query_by_hash_key_only() -> None:
             _partition.key = _partition.table = None
 
     Table.all_items, Table.query = all_items, query
+
+
+_PLAIN_JSON_OPERATIONS = frozenset({"UpdateItem", "GetItem", "PutItem", "DeleteItem", "Query", "Scan"})
+
+
+def _item_results_as_plain_json() -> None:
+    from moto.dynamodb.responses import DynamoResult
+
+    generic = DynamoResult.execute_result
+
+    def execute_result(self, context):
+        if context.operation_model.name in _PLAIN_JSON_OPERATIONS and isinstance(self.result, dict):
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except (TypeError, ValueError):
+                return generic(self, context)
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return generic(self, context)
+
+    DynamoResult.execute_result = execute_result
 
 
 def _moto_modules():

@@ -1,8 +1,235 @@
-"""The demo's report as one self-contained HTML file."""
+"""The demo's report as one self-contained HTML file: tables, and charts drawn as SVG by inline JavaScript.
+
+Nothing is fetched: the data sits in the page as JSON, the script draws from it. When every chart is
+drawn the script sets `data-charts-rendered` on <body> to the number of charts (tests read it).
+"""
+
+from __future__ import annotations
 
 import html
 import json
 
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; }
+th { text-align: left; background: #f6f6f6; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #1a7f37; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
+.charts { display: flex; flex-wrap: wrap; gap: 18px; } .chart { border: 1px solid #e4e4e4; padding: 6px; }
+.chart h3 { font-size: 0.95em; margin: 2px 4px 6px; } .legend span { margin-right: 14px; white-space: nowrap; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
+pre { background: #f7f7f7; padding: 8px; overflow-x: auto; } .muted { color: #777; }
+"""
+
+SCRIPT = r"""
+(function () {
+  const D = JSON.parse(document.getElementById("demo-data").textContent);
+  const NS = "http://www.w3.org/2000/svg";
+  const COLORS = {COMPLETED: "#2e7d32", FAILED: "#c62828", MISMATCH: "#ef6c00", SOURCE_DELETED: "#6a1b9a",
+                  NOT_IN_SCOPE: "#9e9e9e", EXPIRED: "#5d4037", OVERDUE: "#f9a825"};
+  const PALETTE = ["#1565c0", "#2e7d32", "#c62828", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
+  let drawn = 0;
+  function el(name, attrs, parent, text) {
+    const e = document.createElementNS(NS, name);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function svg(parent, w, h) { return el("svg", {width: w, height: h, viewBox: "0 0 " + w + " " + h}, parent); }
+  function card(container, title) {
+    const div = document.createElement("div"); div.className = "chart";
+    const h = document.createElement("h3"); h.textContent = title; div.appendChild(h);
+    container.appendChild(div); return div;
+  }
+  function axes(s, x0, y0, w, h, xmax, ymax, xlabel) {
+    el("path", {d: "M" + x0 + " " + (y0 - h) + " V" + y0 + " H" + (x0 + w), stroke: "#888", fill: "none"}, s);
+    el("text", {x: x0 - 4, y: y0 - h + 4, "text-anchor": "end", "font-size": 10}, s, String(ymax));
+    el("text", {x: x0 - 4, y: y0, "text-anchor": "end", "font-size": 10}, s, "0");
+    el("text", {x: x0 + w, y: y0 + 14, "text-anchor": "end", "font-size": 10}, s, xmax + " " + xlabel);
+  }
+
+  // 1. latency distribution per pair: a histogram each
+  const lat = document.getElementById("latency-charts");
+  for (const [pair, p] of Object.entries(D.pairs)) {
+    const values = p.latencies;
+    const c = card(lat, p.source + " \u2192 " + p.destination + " (" + values.length + " with latency)");
+    const W = 330, H = 150, x0 = 34, y0 = 128, w = 286, h = 110;
+    const s = svg(c, W, H);
+    const top = Math.max(1, Math.ceil(Math.max(0, ...values)));
+    const bins = Math.min(40, Math.max(8, top * 2));
+    const counts = new Array(bins).fill(0);
+    for (const v of values) counts[Math.min(bins - 1, Math.floor(v / top * bins))]++;
+    const cmax = Math.max(1, ...counts);
+    axes(s, x0, y0, w, h, top, cmax, "s");
+    let d = "";
+    counts.forEach((n, i) => {
+      const bw = w / bins, bh = n / cmax * h;
+      d += "M" + (x0 + i * bw + 1).toFixed(1) + " " + y0 + " v" + (-bh).toFixed(1) + " h" + (bw - 2).toFixed(1) +
+           " v" + bh.toFixed(1) + " Z ";
+    });
+    el("path", {d: d || "M0 0", fill: "#1565c0", class: "bars"}, s);
+    const p95 = p.latency["95"];
+    if (p95 !== null) {
+      const x = x0 + p95 / top * w;
+      el("path", {d: "M" + x + " " + y0 + " V" + (y0 - h), stroke: "#c62828", "stroke-dasharray": "3 2"}, s);
+      el("text", {x: x + 3, y: y0 - h + 10, "font-size": 10, fill: "#c62828"}, s, "p95");
+    }
+    drawn++;
+  }
+
+  // 2. overdue over time, one line per pair
+  const od = document.getElementById("overdue-chart");
+  const series = D.overdue_series;
+  const pairs = Object.keys(D.pairs);
+  const c2 = card(od, "objects OVERDUE at each moment (sampled every 2 s)");
+  const W2 = 700, H2 = 220, x0 = 40, y0 = 190, w2 = 640, h2 = 170;
+  const s2 = svg(c2, W2, H2);
+  const tmax = Math.max(1, ...series.map(r => r[0]));
+  const ymax = Math.max(1, ...series.map(r => Math.max(0, ...Object.values(r[1]))));
+  axes(s2, x0, y0, w2, h2, Math.ceil(tmax), ymax, "s");
+  const legend = document.createElement("div"); legend.className = "legend";
+  pairs.forEach((pair, i) => {
+    const pts = series.map(r => (x0 + r[0] / tmax * w2).toFixed(1) + " " +
+                                 (y0 - (r[1][pair] || 0) / ymax * h2).toFixed(1));
+    el("path", {d: "M" + (pts.length ? pts.join(" L") : x0 + " " + y0), stroke: PALETTE[i % PALETTE.length],
+                fill: "none", "stroke-width": 2, class: "series"}, s2);
+    const item = document.createElement("span");
+    item.innerHTML = '<i style="background:' + PALETTE[i % PALETTE.length] + '"></i>';
+    item.appendChild(document.createTextNode(pair.replace(">", " \u2192 ")));
+    legend.appendChild(item);
+  });
+  c2.appendChild(legend);
+  drawn++;
+
+  // 3. verdicts per pair: stacked bars
+  const vc = document.getElementById("verdict-chart");
+  const c3 = card(vc, "verdicts per pair");
+  const rowH = 26, W3 = 700, labelW = 260, barW = 420;
+  const s3 = svg(c3, W3, pairs.length * rowH + 10);
+  const most = Math.max(1, ...pairs.map(p => Object.values(D.pairs[p].verdicts).reduce((a, b) => a + b, 0)));
+  const used = new Set();
+  pairs.forEach((pair, i) => {
+    const y = 5 + i * rowH;
+    el("text", {x: labelW - 6, y: y + 15, "text-anchor": "end", "font-size": 11}, s3, pair.replace(">", " \u2192 "));
+    let x = labelW;
+    for (const [status, n] of Object.entries(D.pairs[pair].verdicts)) {
+      const bw = n / most * barW;
+      const r = el("path", {d: "M" + x.toFixed(1) + " " + y + " h" + bw.toFixed(1) + " v18 h" + (-bw).toFixed(1) + " Z",
+                            fill: COLORS[status] || "#444", class: "bar"}, s3);
+      el("title", {}, r, status + ": " + n);
+      x += bw; used.add(status);
+    }
+    el("text", {x: x + 4, y: y + 14, "font-size": 10}, s3,
+       String(Object.values(D.pairs[pair].verdicts).reduce((a, b) => a + b, 0)));
+  });
+  const legend3 = document.createElement("div"); legend3.className = "legend";
+  for (const status of used) {
+    const item = document.createElement("span");
+    item.innerHTML = '<i style="background:' + (COLORS[status] || "#444") + '"></i>' + status;
+    legend3.appendChild(item);
+  }
+  c3.appendChild(legend3);
+  drawn++;
+
+  document.body.setAttribute("data-charts-rendered", String(drawn));
+  document.getElementById("render-status").textContent = drawn + " charts drawn";
+})();
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
 
 def render_html(report: dict) -> str:
-    return f"<!doctype html><pre>{html.escape(json.dumps(report, default=str, indent=1))}</pre>"
+    rows = []
+    for p in report["pairs"].values():
+        lat = p["latency"]
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(p["verdicts"].items()))
+        alerts = ", ".join(f"{k} {v}" for k, v in sorted(p["alerts"]["objects"].items())) or "none"
+        rows.append(
+            f"<tr><td>{_e(p['source'])} &rarr; {_e(p['destination'])}</td><td>{_e(verdicts)}</td>"
+            f"<td class=n>{_seconds(lat['50'] if '50' in lat else lat.get(50))}</td>"
+            f"<td class=n>{_seconds(lat['95'] if '95' in lat else lat.get(95))}</td>"
+            f"<td class=n>{_seconds(lat['99'] if '99' in lat else lat.get(99))}</td>"
+            f"<td class=n>{_seconds(lat['max'])}</td><td class=n>{p['missed_rpo']}</td>"
+            f"<td class=n>{p['overdue_peak']}</td><td class=n>{p['oldest_overdue_s']} s</td>"
+            f"<td>{p['alerts']['messages']} ({_e(alerts)})</td><td class=n>{p['archive_lines']}</td></tr>"
+        )
+    scores = []
+    for verdict, sc in report["scores"].items():
+        precision = "-" if sc["precision"] is None else f"{sc['precision']:.1%}"
+        recall = "-" if sc["recall"] is None else f"{sc['recall']:.1%}"
+        scores.append(
+            f"<tr><td>{_e(verdict)}</td><td class=n>{sc['truth']}</td><td class=n>{sc['monitor']}</td>"
+            f"<td class=n>{precision}</td><td class=n>{recall}</td></tr>"
+        )
+    disagreements = report["disagreements"]
+    verdict_line = (
+        f'<p class="bad">{len(disagreements)} disagreements</p>'
+        if disagreements
+        else '<p class="ok">No disagreement: every verdict the monitor could reach matches the ground truth.</p>'
+    )
+    listed = "".join(f"<li>{_e(json.dumps(d, default=sorted, ensure_ascii=False))}</li>" for d in disagreements[:200])
+    unseen = "".join(
+        f"<li>{_e(u['source'])} &rarr; {_e(u['destination'])} <code>{_e(u['key'])}</code> "
+        f"({_e(u['fault'])}, truth {_e(u['truth'])})</li>"
+        for u in report["unseen"][:200]
+    )
+    s, e = report["settings"], report["events"]
+    data = json.dumps(
+        {
+            "pairs": {
+                f"{p['source']}>{p['destination']}": {
+                    "source": p["source"],
+                    "destination": p["destination"],
+                    "latencies": p["latencies"],
+                    "latency": {str(k): v for k, v in p["latency"].items()},
+                    "verdicts": p["verdicts"],
+                }
+                for p in report["pairs"].values()
+            },
+            "overdue_series": report["overdue_series"],
+        },
+        separators=(",", ":"),
+    ).replace("</", "<\\/")
+    settings = ", ".join(f"{k}={v}" for k, v in s.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CRR Monitor demo report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
+<body data-charts-rendered="0">
+<h1>CRR Monitor demo report</h1>
+<p class="muted">{report["objects_written"]} object versions written, {report["replicas_landed"]} replicas landed;
+events: {e["emitted"]} emitted, {e["delivered"]} delivered, {e["lost"]} lost, {e["duplicated"]} duplicated,
+{e["reordered"]} late. Wall time {report["wall_seconds"]} s (CPU {report["cpu_seconds"]} s), peak memory
+{report["peak_memory_mb"]} MB. <span id="render-status">charts not drawn (JavaScript off?)</span></p>
+{verdict_line}
+<h2>Per pair</h2>
+<table><tr><th>pair</th><th>verdicts</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>missed RPO</th>
+<th>overdue peak</th><th>oldest overdue</th><th>alert digests (objects)</th><th>archive lines</th></tr>
+{"".join(rows)}</table>
+<h2>Latency distribution per pair</h2>
+<p class="muted">Replica event time minus source event time, for COMPLETED verdicts whose both events arrived.</p>
+<div class="charts" id="latency-charts"></div>
+<h2>Overdue over time</h2><div class="charts" id="overdue-chart"></div>
+<h2>Verdicts per pair</h2><div class="charts" id="verdict-chart"></div>
+<h2>Compared with the emulator's ground truth</h2>
+<table><tr><th>verdict</th><th>truth</th><th>monitor</th><th>precision</th><th>recall</th></tr>
+{"".join(scores)}</table>
+<p>Agreement: {report["agreed"]}/{report["compared"]} ({report["agreement"]:.2%}) of the object versions and
+destinations the monitor could see.</p>
+<h3>Not seen: every event about them was lost ({len(report["unseen"])})</h3>
+<p class="muted">No event reached the monitor, so it cannot know of them;
+reconciliation against listings finds them.</p>
+<ul>{unseen}</ul>
+<h3>Disagreements ({len(disagreements)})</h3><ul>{listed}</ul>
+<h2>Settings</h2><pre>{_e(settings)}</pre>
+<script type="application/json" id="demo-data">{data}</script>
+<script>{SCRIPT}</script>
+</body></html>
+"""
