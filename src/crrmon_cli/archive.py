@@ -84,7 +84,7 @@ class Athena:
         self.client = ctx.aws.client("athena")
         self.database = ctx.target.need("athena_database", "--athena-database")
         self.table = ctx.target.athena_table or "replication_records"
-        self.workgroup = args.workgroup
+        self.workgroup = args.workgroup or ctx.target.athena_workgroup or "primary"
         self.output = args.athena_output
         self.sleep = sleep
 

@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _athena_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workgroup", default="primary", help="Athena workgroup (default primary)")
+    parser.add_argument(
+        "--workgroup", help="Athena workgroup (default: the stack's AthenaWorkGroup output, or primary)"
+    )
     parser.add_argument(
         "--athena-output", metavar="s3://BUCKET/PREFIX", help="query result location, when the workgroup sets none"
     )

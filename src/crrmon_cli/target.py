@@ -34,6 +34,7 @@ OUTPUTS = {
     "ArchiveBucketName": "archive_bucket",
     "AthenaDatabase": "athena_database",
     "AthenaTable": "athena_table",
+    "AthenaWorkGroup": "athena_workgroup",  # when the template defines one with its result location
 }
 # Logical IDs -> Target fields, for stacks whose outputs lack them (their physical ID is the Ref value).
 RESOURCES = {
@@ -82,6 +83,7 @@ class Target:
     archive_bucket: str = ""
     athena_database: str = ""
     athena_table: str = ""
+    athena_workgroup: str = ""
     local: bool = False  # the local demo: no Athena, the archive is read directly
     environment: dict[str, str] = field(default_factory=dict)
 

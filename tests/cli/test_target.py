@@ -8,7 +8,7 @@ import pytest
 
 from crrmon_cli.main import COMMANDS, main
 
-from .conftest import DST, REGION, SRC, overdue_item
+from .conftest import DST, REGION, SRC, Recorder, overdue_item
 
 
 def _outputs_stack(world, name: str = "crr-monitor") -> None:
@@ -27,6 +27,7 @@ def _outputs_stack(world, name: str = "crr-monitor") -> None:
         "ArchiveBucketName": stack.archive_bucket,
         "AthenaDatabase": "crr_monitor_archive",
         "AthenaTable": "replication_records",
+        "AthenaWorkGroup": "crrmon-archive",
     }
     template = {
         "Parameters": {"SourceBuckets": {"Type": "String"}, "RpoSeconds": {"Type": "String"}},
@@ -49,9 +50,14 @@ def test_stack_by_name(world, cli):
     code = cli("overdue", "--stack", "crr-monitor", "--region", REGION, "--output", "json", local=False)
     assert code == 1
     assert [row["key"] for row in json.loads(cli.out)["items"]] == ["via/stack"]
-    # a deployed stack with an Athena table reads FAILED verdicts through Athena
+    # a deployed stack with an Athena table reads FAILED verdicts through Athena, in the stack's workgroup
+    world.session.client("athena", region_name=REGION).create_work_group(Name="crrmon-archive")
+    sent = Recorder(world.session, "before-parameter-build.athena.StartQueryExecution")
     code = cli("failed", "--stack", "crr-monitor", "--region", REGION, "--output", "json", local=False)
     assert code == 0 and json.loads(cli.out)["items"] == []
+    [request] = sent.calls
+    assert request["WorkGroup"] == "crrmon-archive"
+    assert '"crr_monitor_archive"."replication_records"' in request["QueryString"]
 
 
 def test_missing_stack_is_a_usage_error(world, cli):
