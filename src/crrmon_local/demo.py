@@ -137,6 +137,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same workload")
     p.add_argument("--max-seconds", type=float, default=170.0, help="stop waiting for verdicts after this long")
     p.add_argument("--html", default="demo-output/report.html", help="where to write the HTML report")
+    p.add_argument("--json", default="demo-output/report.json", help="where to write the report as JSON")
     p.add_argument("--log", default="demo-output/lambda.log", help="where the handlers' logs and EMF lines go")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     return p
@@ -641,7 +642,7 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
             }
     compared = sum(confusion.values())
     return {
-        "settings": {k: v for k, v in vars(demo.args).items() if k not in ("html", "log", "no_progress")},
+        "settings": {k: v for k, v in vars(demo.args).items() if k not in ("html", "json", "log", "no_progress")},
         "wall_seconds": round(demo.elapsed, 1),
         "peak_memory_mb": round(peak_mb, 1),
         "cpu_seconds": round(demo.cpu_seconds, 1),
@@ -751,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # Powertools warns on every invocation that publishes no metric of its own: noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    for path in (args.html, args.log):
+    for path in (args.html, args.log, args.json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     demo = Demo(args)
@@ -772,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     from crrmon_local.report_html import render_html
 
     Path(args.html).write_text(render_html(report), encoding="utf-8")
+    Path(args.json).write_text(json.dumps(report, indent=1, default=sorted, ensure_ascii=False), encoding="utf-8")
     sys.stdout.write(f"HTML report: {args.html}\n")
     return 1 if report["disagreements"] else 0
 
