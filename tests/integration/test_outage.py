@@ -12,7 +12,7 @@ from crrmon.ingest import CONTAINER_HEARTBEATS
 from crrmon.store import HEARTBEAT_PK
 from crrmon.sweep import CANARY_KEY
 
-from .conftest import BIDI_A, BIDI_B, DST, DST2, SRC, TAGGED
+from .conftest import BIDI_A, BIDI_B, DST, DST2, RPO, SRC, TAGGED
 
 
 def emf_values(out: str, name: str, **dimensions) -> list[float]:
@@ -113,3 +113,18 @@ def test_canaries_off_writes_nothing(world):
     [result] = world.schedule()
     assert "canaries" not in result
     assert world.s3.list_object_versions(Bucket=SRC, Prefix="crr-monitor-canary/").get("Versions", []) == []
+
+
+def test_one_destination_down_does_not_fail_a_replica_whose_event_was_lost(world):
+    """The source stays PENDING while any destination lacks its replica: the sweeper must look at the
+    replica that did land (its event was lost) instead of judging it by the source's status."""
+    key = "outage/one-dest-down"
+    obj = world.put(SRC, key)
+    world.send(world.created_event(SRC, key, obj))
+    world.run()
+    world.replicate(SRC, key, obj, DST, status="PENDING")  # DST has it, no event; DST2 is down
+    world.advance(RPO + 1)
+    assert world.item(key, obj["version_id"], DST)["status"] == "COMPLETED"
+    assert world.item(key, obj["version_id"], DST2)["status"] == "OVERDUE"
+    line = [x for x in world.lines_for(key) if x["destination_bucket"] == DST]
+    assert [(x["status"], x["verified_by"]) for x in line] == [("COMPLETED", "etag")]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from crrmon.config import Config
 from crrmon.evidence import Evidence, Throttled, VersionFacts
@@ -46,6 +47,12 @@ NOT_IN_SCOPE_REASON = (
     "no replication status on the source version: no rule applies to it "
     "(tag filter, SSE-KMS not enabled in the rule, or older than the rule)"
 )
+
+
+def _code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "error"))
+    return type(error).__name__
 
 
 def is_ttl_removal(record: dict[str, Any]) -> bool:
@@ -148,18 +155,28 @@ class Sweeper:
         if status == "REPLICA":
             self._write(item, Verdict(Status.NOT_IN_SCOPE, reason="the version is itself a replica"))
             return None
-        if status in ("COMPLETED", "FAILED"):
-            replica = self.evidence.head(dest, key, version_id)
-            if replica.exists:  # its event was lost: verified now, latency unknown
+        if status not in ("COMPLETED", "FAILED"):
+            # PENDING: with several destinations the source stays PENDING until every one has its
+            # replica, so this destination's may be there already, its event lost. An unreachable
+            # destination (an outage) leaves the item late, never its timer failing over and over.
+            try:
+                replica = self.evidence.head(dest, key, version_id)
+            except (ClientError, BotoCoreError) as error:
+                self.counters.add("ReplicaHeadErrors", 1, pair_dimensions(item.get("src"), dest))
+                return self._late(item, f"replication status {status}; replica not readable: {_code(error)}")
+            if replica.exists:
                 return self._decide_with(item, replica_facts=replica)
-            reason = item.get("fail") or (
-                "replication status FAILED"
-                if status == "FAILED"
-                else "source reports COMPLETED but the replica version is missing"
-            )
-            self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
-            return None
-        return self._late(item, f"replication status {status}")
+            return self._late(item, f"replication status {status}")
+        replica = self.evidence.head(dest, key, version_id)
+        if replica.exists:  # its event was lost: verified now, latency unknown
+            return self._decide_with(item, replica_facts=replica)
+        reason = item.get("fail") or (
+            "replication status FAILED"
+            if status == "FAILED"
+            else "source reports COMPLETED but the replica version is missing"
+        )
+        self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
+        return None
 
     def _resolve_source(self, item: dict[str, Any]) -> int | None:
         """A replica (or S3 failure report) whose source event never arrived: find the source version."""
