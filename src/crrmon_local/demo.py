@@ -135,7 +135,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--notifications", type=float, default=0.1, help="share of events sent as S3 notifications/SNS")
     p.add_argument("--ttl-expire", action="store_true", help="at the end, expire items as TTL would a day later")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same workload")
-    p.add_argument("--max-seconds", type=float, default=170.0, help="stop waiting for verdicts after this long")
+    p.add_argument(
+        "--max-seconds", type=float, default=600.0, help="stop waiting for verdicts after this long (a safety stop)"
+    )
     p.add_argument("--html", default="demo-output/report.html", help="where to write the HTML report")
     p.add_argument("--json", default="demo-output/report.json", help="where to write the report as JSON")
     p.add_argument("--log", default="demo-output/lambda.log", help="where the handlers' logs and EMF lines go")
@@ -355,6 +357,7 @@ class Demo:
         args = self.args
         self.plans = make_plan(args, self.rng)
         self.written = 0
+        self.timed_out = False
         self.world_done = threading.Event()
         self.stop_polling = threading.Event()
         self.errors: list[BaseException] = []
@@ -391,6 +394,7 @@ class Demo:
                     time.sleep(0.5)  # let the stream's last publications through
                     break
                 if elapsed > args.max_seconds:
+                    self.timed_out = True
                     break
         finally:
             self.stop_polling.set()
@@ -661,6 +665,7 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         "found_without_events": found_anyway,
         "disagreements": disagreements,
         "ttl_removed": getattr(demo, "ttl_removed", None),
+        "timed_out": demo.timed_out,
     }
 
 
@@ -733,6 +738,8 @@ def render_text(report: dict) -> str:
         out.append(f"    {u['source']} -> {u['destination']} {u['key']} ({u['fault']}, truth {u['truth']})")
     if report["ttl_removed"] is not None:
         out.append(f"  TTL expiry emulated: {report['ttl_removed']} items removed")
+    if report["timed_out"]:
+        out.append(f"STOPPED after --max-seconds {s['max_seconds']}: versions still undecided count as disagreements")
     if report["disagreements"]:
         out.append(f"DISAGREEMENTS: {len(report['disagreements'])}")
         for d in report["disagreements"][:50]:

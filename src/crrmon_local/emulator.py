@@ -822,7 +822,8 @@ def speed_up_moto() -> None:
       calls per request): the listing is cached.
     - ReceiveMessage checks each candidate message's retention by computing every queue attribute,
       including counts that scan the whole queue, so a receive costs O(queue length²): the check reads
-      the retention period alone.
+      the retention period alone. DeleteMessage scans the queue twice, building a list per message:
+      it stops at the message.
     - Every visibility/delay check builds datetimes to learn the time: `time.time()` answers it.
     - A table Query on the key sorts every item of the table to pick one partition: it reads that
       partition only. And moto server speaks HTTP/1.1, so connections are kept between requests.
@@ -845,6 +846,26 @@ def speed_up_moto() -> None:
             return retention + message.sent_timestamp / 1000 > time.time()
 
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+        def delete_message(self, receipt_handle: str) -> None:
+            if receipt_handle in self.deleted_messages:  # already deleted: fine, as in SQS
+                return
+            found = next(
+                (
+                    (i, m)
+                    for i, m in enumerate(self._messages)
+                    if m.receipt_handle == receipt_handle or receipt_handle in m._old_receipt_handles
+                ),
+                None,
+            )
+            if found is None:
+                raise sqs_models.ReceiptHandleIsInvalid()
+            index, message = found
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            self._messages = self._messages[:index] + self._messages[index + 1 :]
+
+        sqs_models.Queue.delete_message = delete_message
         _query_by_hash_key_only()
         _item_results_as_plain_json()
         # HTTP/1.1: clients keep their connections instead of opening one per request.
