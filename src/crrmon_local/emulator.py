@@ -827,8 +827,9 @@ def speed_up_moto() -> None:
     - Every visibility/delay check builds datetimes to learn the time: `time.time()` answers it.
     - A table Query on the key sorts every item of the table to pick one partition: it reads that
       partition only. And moto server speaks HTTP/1.1, so connections are kept between requests.
-    - Item operations (UpdateItem, GetItem, Query...) answer with data already in DynamoDB's wire
-      shape, which moto's generic response serializer walks member by member: it is dumped as JSON.
+    - Item operations (UpdateItem, GetItem, Query...) and stream GetRecords answer with data already
+      in DynamoDB's wire shape, which moto's generic response serializer walks member by member: it
+      is dumped as JSON.
     """
     global _sped_up
     with _speed_lock:
@@ -926,6 +927,30 @@ def _item_results_as_plain_json() -> None:
         return generic(self, context)
 
     DynamoResult.execute_result = execute_result
+
+    from moto.core.responses import ActionResult
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    class PlainJson(ActionResult):
+        def execute_result(self, context):
+            try:
+                body = json.dumps(self.result, separators=(",", ":"), default=_epoch_seconds)
+            except (TypeError, ValueError):
+                return super().execute_result(context)
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    def get_records(self):
+        limit = self._get_param("Limit") or 1000
+        return PlainJson(self.backend.get_records(self._get_param("ShardIterator"), limit))
+
+    DynamoDBStreamsHandler.get_records = get_records
+
+
+def _epoch_seconds(value):
+    """A naive UTC datetime (moto's stream record times) as the epoch number the JSON protocol sends."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _moto_modules():
