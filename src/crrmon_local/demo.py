@@ -111,15 +111,20 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--objects", type=int, default=2000, help="object versions written by the workload")
-    p.add_argument("--load-seconds", type=float, default=20.0, help="the workload is spread over this many seconds")
+    p.add_argument(
+        "--load-seconds",
+        type=float,
+        default=90.0,
+        help="the workload is spread over this many seconds (about what the monitor needs here to keep up)",
+    )
     p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
-    p.add_argument("--give-up", type=int, default=60, help="age at which an unresolved object is FAILED (seconds)")
+    p.add_argument("--give-up", type=int, default=90, help="age at which an unresolved object is FAILED (seconds)")
     p.add_argument("--delay", default="lognormal:1.0,0.6", help="replication delay distribution (seconds)")
     p.add_argument("--failures", type=float, default=0.02, help="share of versions whose replication fails")
     p.add_argument("--failure-reasons", default=",".join(FAILURE_REASONS), help="reasons S3 reports, drawn evenly")
     p.add_argument(
         "--outage",
-        default=f"{DST2}:6-16",
+        default=f"{DST2}:20-45",
         help="destination outage window BUCKET:START-END (seconds after the workload starts), or 'none'",
     )
     p.add_argument("--lost-events", type=float, default=0.02, help="share of events never delivered")
@@ -338,18 +343,13 @@ class Demo:
             duplicates=args.duplicates,
             reorder=args.reorder,
         )
-        outages = ()
-        if args.outage != "none":
-            bucket, start, end = _outage(args.outage)
-            outages = (emulator.Outage(bucket, self.t0 + start, self.t0 + end),)
         self.replicator = emulator.Replicator(
             self.channel,
             regions=REGIONS,
             delay=_delay_sampler(args.delay, random.Random(args.seed + 2)),
             rng=random.Random(args.seed + 3),
-            outages=outages,
             notification_share=args.notifications,
-        )
+        )  # the outage window is set when the workload starts
 
     # ---- running
     def run(self) -> None:
@@ -756,7 +756,14 @@ def render_text(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:  # malformed values are usage errors, reported before anything starts
+        _delay_sampler(args.delay, random.Random())
+        if args.outage != "none":
+            _outage(args.outage)
+    except argparse.ArgumentTypeError as error:
+        cli.error(str(error))
     # Powertools warns on every invocation that publishes no metric of its own: noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     for path in (args.html, args.log, args.json):
