@@ -111,11 +111,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--objects", type=int, default=2000, help="object versions written by the workload")
+    p.add_argument("--load-seconds", type=float, default=20.0, help="the workload is spread over this many seconds")
     p.add_argument(
-        "--load-seconds",
-        type=float,
-        default=90.0,
-        help="the workload is spread over this many seconds (about what the monitor needs here to keep up)",
+        "--max-backlog",
+        type=int,
+        default=300,
+        help="writes pause while more events or stream records than this wait for the monitor (0: never pause)",
     )
     p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
     p.add_argument("--give-up", type=int, default=90, help="age at which an unresolved object is FAILED (seconds)")
@@ -317,6 +318,8 @@ class Demo:
         from crrmon_local.cfn import load_template
         from crrmon_local.lambdas import build_mappings
 
+        self.queue_names = {"EventsQueue": self.stack.events_queue_url, "TimerQueue": self.stack.timer_queue_url}
+        self.received: dict[str, int] = {}
         self.mappings = build_mappings(
             load_template(TEMPLATE),
             sqs=self.sqs,
@@ -430,7 +433,7 @@ class Demo:
         while not self.stop_polling.is_set():
             now = time.time()
             elapsed = now - self.t0
-            while self.written < len(plans) and plans[self.written].at <= elapsed:
+            while self.written < len(plans) and plans[self.written].at <= elapsed and not self._backlogged():
                 plan = plans[self.written]
                 self._write(plan)
                 self.written += 1
@@ -455,10 +458,22 @@ class Demo:
                 return
             time.sleep(0.02)
 
+    def _backlogged(self) -> bool:
+        """More than --max-backlog events wait in the events queue, or stream records for the matcher."""
+        limit = self.args.max_backlog
+        if not limit:
+            return False
+        queued = self.channel.counts["delivered"] - self.received.get("EventsQueue", 0)
+        streamed = max((len(c.pending) for c in self.mappings.stream.consumers), default=0)
+        return queued > limit or streamed > limit
+
     def _poll_queue(self, mapping) -> None:
         """Lambda's SQS poller: batches while there are messages, a short wait when the queue is empty."""
+        name = next(k for k, url in self.queue_names.items() if url == mapping.queue_url)
         while not self.stop_polling.is_set():
-            if not mapping.poll():
+            handled = mapping.poll()
+            self.received[name] = self.received.get(name, 0) + handled
+            if not handled:
                 time.sleep(0.1)
 
     def _poll_stream(self) -> None:
