@@ -21,7 +21,7 @@ SMALL = [
     "--load-seconds", "4",
     "--rpo", "5",
     "--give-up", "40",
-    "--outage", "demo-dst-euw1:1-5",
+    "--outage", "demo-dst-euw1:1-15",
     "--failures", "0.05",
     "--lost-events", "0.05",
     "--duplicates", "0.05",
@@ -83,6 +83,10 @@ def test_small_demo_agrees_with_ground_truth_on_everything_it_could_see(small_de
         assert score["truth"] > 0 and score["precision"] == score["recall"] == 1.0, (verdict, score)
     assert report["events"]["lost"] > 0 and report["events"]["duplicated"] > 0
     assert report["ttl_removed"] > 0
+    # the outage made replicas late: OVERDUE alerts went out, and the late ones still completed
+    outage = report["pairs"]["demo-src-use1>demo-dst-euw1"]
+    assert outage["alerts"]["objects"].get("OVERDUE", 0) > 0 and outage["missed_rpo"] > 0
+    assert outage["overdue_peak"] > 0 and outage["latency"]["max"] > 5
     assert (
         report["alert_messages"] > 0
         and report["archive_lines"] >= report["compared"] - report["scores"]["NONE"]["truth"]
