@@ -116,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-backlog",
         type=int,
         default=300,
-        help="writes pause while more events or stream records than this wait for the monitor (0: never pause)",
+        help="writes pause while more events, stream records or due timers than this wait (0: never pause)",
     )
     p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
     p.add_argument("--give-up", type=int, default=90, help="age at which an unresolved object is FAILED (seconds)")
@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--failure-reasons", default=",".join(FAILURE_REASONS), help="reasons S3 reports, drawn evenly")
     p.add_argument(
         "--outage",
-        default=f"{DST2}:20-45",
+        default=f"{DST2}:3-30",
         help="destination outage window BUCKET:START-END (seconds after the workload starts), or 'none'",
     )
     p.add_argument("--lost-events", type=float, default=0.02, help="share of events never delivered")
@@ -320,6 +320,7 @@ class Demo:
 
         self.queue_names = {"EventsQueue": self.stack.events_queue_url, "TimerQueue": self.stack.timer_queue_url}
         self.received: dict[str, int] = {}
+        self._timers_due, self._timers_checked_at = 0, 0.0
         self.mappings = build_mappings(
             load_template(TEMPLATE),
             sqs=self.sqs,
@@ -465,7 +466,13 @@ class Demo:
             return False
         queued = self.channel.counts["delivered"] - self.received.get("EventsQueue", 0)
         streamed = max((len(c.pending) for c in self.mappings.stream.consumers), default=0)
-        return queued > limit or streamed > limit
+        if time.time() - self._timers_checked_at >= 1:  # due timers the sweeper has not taken yet
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.stack.timer_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            self._timers_due = int(attributes["ApproximateNumberOfMessages"])
+            self._timers_checked_at = time.time()
+        return queued > limit or streamed > limit or self._timers_due > limit
 
     def _poll_queue(self, mapping) -> None:
         """Lambda's SQS poller: batches while there are messages, a short wait when the queue is empty."""
