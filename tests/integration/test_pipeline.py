@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from crrmon import runtime
+from crrmon.metrics import Counters
 from crrmon_local import emulator
 
 from .conftest import BIDI_A, BIDI_B, DST, DST2, GIVE_UP, REGIONS, RPO, RULES, SRC, TAGGED
@@ -387,8 +388,6 @@ def test_throttling_on_one_record_fails_only_that_record(world):
         }
         for i, (k, o) in enumerate(zip(keys, objs, strict=True))
     ]
-    from crrmon.metrics import Counters
-
     response = runtime.ingest(Counters()).handle_batch(records)
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
     assert world.item(keys[0], objs[0]["version_id"], DST) is not None
@@ -436,3 +435,24 @@ def test_scheduled_run_reports_oldest_overdue_age_per_pair(world, capsys):
     assert result["oldest_overdue_age"][f"{BIDI_A}>{BIDI_B}"] == 0
     [again] = world.schedule()  # the lease is held: a second run in the same minute does nothing
     assert again == {"skipped": "another run holds the lease"}
+
+
+def test_on_time_matching_replica_is_decided_in_its_own_write(world):
+    key = "fast/path"
+    obj = world.put(SRC, key)
+    world.send(world.created_event(SRC, key, obj))
+    world.run()
+    world.clock.advance(2)
+    world.replicate(SRC, key, obj, DST)
+    record = {"messageId": "r1", "body": world.created_event(DST, key, obj), "attributes": {}}
+    assert runtime.ingest(Counters()).handle_batch([record]) == {"batchItemFailures": []}
+    item = world.item(key, obj["version_id"], DST)  # the matcher has not run: ingest wrote the verdict
+    assert (item["status"], item["verified_by"], item["latency_ms"], item["missed_rpo"]) == (
+        "COMPLETED",
+        "etag",
+        2000,
+        False,
+    )
+    world.run()
+    line = one(world.lines_for(key), destination_bucket=DST)
+    assert (line["status"], line["latency_ms"], line["replica_etag"]) == ("COMPLETED", 2000, obj["etag"])

@@ -156,8 +156,55 @@ class Store:
         update.set_if_absent("expires_at", expires_s)
         for attribute, v in fields.items():
             update.set_if_absent(attribute, v)
-        old = from_image(self._update(pk, dest, update, returns="UPDATED_OLD").get("Attributes", {}))
+        # ALL_OLD: the item as it was (nothing when it did not exist). Costs no more than NONE.
+        old = from_image(self._update(pk, dest, update, returns="ALL_OLD").get("Attributes", {}))
         return "first_seen" not in old, old.get("due", due_s)
+
+    def record_matching_replica(
+        self,
+        pk: str,
+        dest: str,
+        *,
+        fields: Mapping[str, Any],
+        size: int,
+        etag: str | None,
+        replica_time_ms: int,
+        now_ms: int,
+        expires_s: int,
+    ) -> bool:
+        """The replica's observation and its COMPLETED verdict in one write (the happy path's only write
+        for the replica), or nothing: False when the item is not exactly in the state that makes this the
+        verdict `crrmon.verify.decide` would give.
+
+        That state: the source is recorded, undecided, not a delete marker, not out of scope, without a
+        failure report; the replica is the same size (and ETag, when `etag` is given, so verified by ETag),
+        and arrived by the deadline. Latency is computed by DynamoDB from the stored source time.
+        """
+        update = _Update()
+        for attribute, v in fields.items():
+            update.set_if_absent(attribute, v)
+        update.set("status", Status.COMPLETED.value)
+        update.set("verified_by", "etag" if etag else "size")
+        update.set("missed_rpo", False)
+        update.set("decided_at", now_ms)
+        update.set("expires_at", expires_s)
+        s_time = update.name("s_time")
+        replica_time = update.value(replica_time_ms)
+        update.sets.append(f"{update.name('latency_ms')} = {replica_time} - {s_time}")
+        status, due = update.name("status"), update.name("due")
+        conditions = [
+            f"attribute_exists({s_time})",
+            f"attribute_not_exists({status})",
+            f"{update.name('s_size')} = {update.value(size)}",
+            f"{s_time} <= {replica_time}",
+            f"{due} >= {update.value(-(-replica_time_ms // 1000))}",  # not late: r_time <= due * 1000
+            f"attribute_not_exists({update.name('s_dm')})",
+            f"attribute_not_exists({update.name('oos')})",
+            f"attribute_not_exists({update.name('fail')})",
+        ]
+        if etag:
+            conditions.append(f"{update.name('s_etag')} = {update.value(etag)}")
+        return self._conditional(pk, dest, update, " AND ".join(conditions))
 
     def write_verdict(
         self,
@@ -212,12 +259,15 @@ class Store:
         return True
 
     def items_of(self, pk: str) -> list[dict[str, Any]]:
-        """Every destination item of one object version (strongly consistent)."""
+        """Every destination item of one object version.
+
+        Eventually consistent (half the read cost): it is read at deadlines, long after the writes it
+        depends on, and every decision written from it is conditional on the item's current state.
+        """
         answer = self.dynamodb.query(
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": pk}},
-            ConsistentRead=True,
         )
         return [from_image(item) for item in answer.get("Items", [])]
 
