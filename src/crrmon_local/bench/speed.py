@@ -88,8 +88,6 @@ def cpu_per_event(rounds: int) -> dict[str, Any]:
 
 def overlap(rounds: int, latency_s: float = 0.010) -> dict[str, Any]:
     """Wall time of one batch when every AWS call takes `latency_s`."""
-    import crrmon.ingest
-
     warnings.filterwarnings("ignore")
     aws = canned.install(latency_s)
     out = {
@@ -98,32 +96,7 @@ def overlap(rounds: int, latency_s: float = 0.010) -> dict[str, Any]:
     }
     aws.responders["dynamodb.Query"] = workload.final_item_answer
     out["sweeper"] = time_handler("sweeper", lambda: workload.timer_records(10), rounds, aws)
-    workers, executor = crrmon.ingest.MAX_WORKERS, crrmon.ingest.ThreadPoolExecutor
-    try:  # what-if: a worker per record of a full batch; and threads kept for the container's life
-        crrmon.ingest.MAX_WORKERS = 10
-        out["ingest_10_workers"] = time_handler("ingest", lambda: workload.source_events(10), rounds, aws)
-        shared = _SharedPool(10)
-        crrmon.ingest.ThreadPoolExecutor = lambda max_workers: shared
-        out["ingest_shared_pool"] = time_handler("ingest", lambda: workload.source_events(10), rounds, aws)
-        shared.pool.shutdown()
-    finally:
-        crrmon.ingest.MAX_WORKERS, crrmon.ingest.ThreadPoolExecutor = workers, executor
     return out
-
-
-class _SharedPool:
-    """A thread pool that outlives the `with` block: threads started once per container, not per batch."""
-
-    def __init__(self, workers: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.pool = ThreadPoolExecutor(max_workers=workers)
-
-    def __enter__(self):
-        return self.pool
-
-    def __exit__(self, *_):
-        return False
 
 
 # ---------------------------------------------------------------- 4: cold start and memory

@@ -82,8 +82,9 @@ def _stream_record(name: str, old: dict | None, new: dict) -> dict[str, Any]:
     }
 
 
-def object_items(i: int) -> tuple[dict, dict, dict]:
-    """One object version's item as the stream shows it: source seen, replica seen, verdict written."""
+def object_items(i: int) -> tuple[dict, dict]:
+    """One object version's item as the stream shows it: source seen, then the replica seen with its
+    verdict (an on-time replica with the same size and ETag writes both in one UpdateItem)."""
     now_ms = int(time.time() * 1000)
     etag = uuid.uuid4().hex
     source = {
@@ -100,31 +101,27 @@ def object_items(i: int) -> tuple[dict, dict, dict]:
         "s_size": 180_000 + i,
         "s_time": now_ms - 300,
     }
-    replica = {**source, "r_etag": etag, "r_size": 180_000 + i, "r_time": now_ms + 4_200}
     final = {
-        **replica,
+        **source,
+        "r_etag": etag,
+        "r_size": 180_000 + i,
+        "r_time": now_ms + 4_200,
         "status": "COMPLETED",
         "verified_by": "etag",
         "latency_ms": 4_500,
         "missed_rpo": False,
         "decided_at": now_ms + 5_000,
     }
-    return source, replica, final
+    return source, final
 
 
 def stream_records(n_records: int) -> dict[str, Any]:
-    """`n_records` stream records, three per object (INSERT, MODIFY with the replica, MODIFY with the verdict)."""
+    """`n_records` stream records, two per object (INSERT with the source, MODIFY with the replica and its verdict)."""
     records: list[dict[str, Any]] = []
     i = 0
     while len(records) < n_records:
-        source, replica, final = object_items(i)
-        records.extend(
-            [
-                _stream_record("INSERT", None, source),
-                _stream_record("MODIFY", source, replica),
-                _stream_record("MODIFY", replica, final),
-            ]
-        )
+        source, final = object_items(i)
+        records.extend([_stream_record("INSERT", None, source), _stream_record("MODIFY", source, final)])
         i += 1
     return {"Records": records[:n_records]}
 
@@ -137,6 +134,6 @@ def timer_records(n: int) -> dict[str, Any]:
 
 def final_item_answer(_request) -> tuple[int, dict[str, str], bytes]:
     """A Query answer holding one item that already has its verdict (the happy path at the deadline)."""
-    _, _, final = object_items(0)
+    _, final = object_items(0)
     body = json.dumps({"Items": [_image(final)], "Count": 1, "ScannedCount": 1}, default=int)
     return 200, {"Content-Type": "application/x-amz-json-1.0"}, body.encode()
