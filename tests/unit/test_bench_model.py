@@ -104,3 +104,51 @@ def test_crr_monitor_pattern_scales_with_events(prices):
     trail = {line.item: line.quantity for line in cost.crr_monitor_lines(2)}
     assert trail["data events (source and replica PutObject)"] == 3
     assert 1.3 < two / one < 1.6 and math.isfinite(one)
+
+
+def test_sns_delivery_costs_half_of_eventbridge_forwarding(prices):
+    # Two destinations in other regions: two replica events per object to forward.
+    sns = cost.forwarding_lines(2.0, cost.SNS_NOTIFICATIONS)
+    eventbridge = cost.forwarding_lines(2.0, cost.EVENTBRIDGE_FORWARDING)
+    assert [(x.service, x.price, x.quantity) for x in sns] == [("SNS", "sns_publish", 2.0)]
+    assert [(x.service, x.price, x.quantity) for x in eventbridge] == [("EventBridge", "eventbridge_event", 2.0)]
+    assert cost.total_per_million(sns, prices) == pytest.approx(2 * 0.50)  # SNS -> SQS delivery is free
+    assert cost.total_per_million(eventbridge, prices) == pytest.approx(2 * 1.00)
+    assert cost.total_per_million(cost.forwarding_lines(0.0, cost.SNS_NOTIFICATIONS), prices) == 0
+    with pytest.raises(ValueError):
+        cost.forwarding_lines(1.0, "carrier-pigeon")
+
+
+def test_a_scenario_costs_the_same_but_for_forwarding_under_either_delivery(prices):
+    from collections import Counter
+
+    from crrmon_local.bench import report
+    from crrmon_local.bench.speed import Timing
+    from crrmon_local.bench.usage import Scenario
+
+    scenario = Scenario(
+        name="two destinations",
+        destinations=2,
+        objects=10,
+        calls=Counter({"dynamodb.UpdateItem": 40}),
+        units={"dynamodb.write_units": 40.0},
+        events=30,  # per object: the source's event and two replicas' from other regions
+        cross_region_events=20,
+        failure_notifications=0,
+        timers=10,
+        records={"MatcherFunction (stream)": 40, "SweeperFunction (SQS)": 10},
+        emf_bytes=0,
+        invocations={"MatcherFunction (stream)": 1},
+        outcomes=Counter(),
+    )
+    timing = Timing(cpu_s=[0.001], wall_s=[0.02], stdout_bytes=[1000])
+    cpu = {name: (timing, 10) for name in ("ingest", "matcher", "sweeper")}
+    overlap = {name: timing for name in ("ingest", "matcher", "sweeper")}
+    bills = {
+        dv: {(x.service, x.item): x.usd_per_million(prices) for x in report.monitor_lines(scenario, overlap, cpu, dv)}
+        for dv in (cost.SNS_NOTIFICATIONS, cost.EVENTBRIDGE_FORWARDING)
+    }
+    sns, eventbridge = bills[cost.SNS_NOTIFICATIONS], bills[cost.EVENTBRIDGE_FORWARDING]
+    queue = ("SQS", "EventsQueue: one SendMessage per S3 event")
+    assert sns[queue] == eventbridge[queue] == pytest.approx(3 * 0.40)  # one SendMessage per event either way
+    assert sum(sns.values()) == pytest.approx(sum(eventbridge.values()) - 2 * (1.00 - 0.50))

@@ -196,6 +196,46 @@ def lambda_lines(
     return lines
 
 
+# ---------------------------------------------------------------- delivery of other regions' events
+
+# How S3 events of watched buckets outside the monitor's region reach its events queue. Either way the
+# queue bills one SendMessage per event; only the forwarding charge differs. Buckets in the monitor's
+# region send to the default bus, which EventBridge does not charge for (AWS service events).
+SNS_NOTIFICATIONS = "sns"  # S3 Event Notifications to the forwarder's SNS topic (recommended)
+EVENTBRIDGE_FORWARDING = "eventbridge"  # the forwarder's EventBridge rule to the monitor's bus
+DELIVERIES = {
+    SNS_NOTIFICATIONS: "S3 Event Notifications to the forwarder's SNS topic",
+    EVENTBRIDGE_FORWARDING: "EventBridge cross-region forwarding",
+}
+
+
+def forwarding_lines(cross_region_events: float, delivery: str) -> list[Line]:
+    """The forwarding charge for `cross_region_events` events per object from buckets in other regions.
+
+    SNS: one publish per S3 notification ($0.50 per million); SNS's delivery to an SQS queue is free.
+    EventBridge: one cross-region event per S3 event ($1 per million).
+    """
+    if delivery == SNS_NOTIFICATIONS:
+        return [
+            Line(
+                "SNS",
+                "other regions' S3 notifications published to the forwarder topic",
+                cross_region_events,
+                "sns_publish",
+            )
+        ]
+    if delivery == EVENTBRIDGE_FORWARDING:
+        return [
+            Line(
+                "EventBridge",
+                "other regions' S3 events forwarded cross-region",
+                cross_region_events,
+                "eventbridge_event",
+            )
+        ]
+    raise ValueError(f"unknown delivery {delivery!r}")
+
+
 # ---------------------------------------------------------------- the alternatives
 
 

@@ -39,8 +39,13 @@ def memory_mb() -> int:
 # ---------------------------------------------------------------- the monitor's bill per object
 
 
-def monitor_lines(s: Scenario, overlap: dict[str, Timing], cpu: dict) -> list[cost.Line]:
-    """Counted usage per object, with per-batch requests at full batches (10 SQS records, 100 stream records)."""
+def monitor_lines(
+    s: Scenario, overlap: dict[str, Timing], cpu: dict, delivery: str = cost.SNS_NOTIFICATIONS
+) -> list[cost.Line]:
+    """Counted usage per object, with per-batch requests at full batches (10 SQS records, 100 stream records).
+
+    `delivery`: how events of buckets in other regions reach the events queue (cost.DELIVERIES).
+    """
     n = s.objects
 
     def per(value: float) -> float:
@@ -81,9 +86,8 @@ def monitor_lines(s: Scenario, overlap: dict[str, Timing], cpu: dict) -> list[co
             "dynamodb_read_unit",
         ),
         cost.Line("DynamoDB", "stream reads by Lambda triggers", stream, "dynamodb_stream_read_lambda"),
-        cost.Line(
-            "EventBridge", "replica events forwarded cross-region", per(s.cross_region_events), "eventbridge_event"
-        ),
+        *cost.forwarding_lines(per(s.cross_region_events), delivery),
+        cost.Line("SNS", "S3 replication failure notifications", per(s.failure_notifications), "sns_publish"),
         cost.Line("SQS", "EventsQueue: one SendMessage per S3 event", events, "sqs_request"),
         cost.Line("SQS", "EventsQueue: Receive + DeleteMessageBatch per 10", 2 * ingest_inv, "sqs_request"),
         cost.Line("SQS", "TimerQueue: SendMessageBatch", timer_sends, "sqs_request"),
@@ -99,6 +103,23 @@ def monitor_lines(s: Scenario, overlap: dict[str, Timing], cpu: dict) -> list[co
         ),
         *lambdas,
     ]
+
+
+def _read_units(s: Scenario) -> str:
+    """Read units per object of the counted Query/GetItem calls, by consistency."""
+    parts = []
+    for key, label in (
+        ("dynamodb.read_units", "strongly consistent"),
+        ("dynamodb.read_units_eventual", "eventually consistent"),
+    ):
+        if key in s.units:
+            parts.append(f"{s.units[key] / s.objects:,.2f} read units ({label})")
+    return " + ".join(parts) or "0.00 read units"
+
+
+def _usd(bill: list[cost.Line], prices: cost.PriceTable, item: str) -> float:
+    """Dollars per million objects of the line named `item` (0 when the bill has none)."""
+    return sum(x.usd_per_million(prices) for x in bill if x.item == item)
 
 
 def _money(usd: float) -> str:
@@ -125,6 +146,8 @@ def render(
     machine: str,
     quick: bool,
 ) -> str:
+    import crrmon.ingest as ingest_module
+
     prices = cost.load_prices()
     out: list[str] = []
     w = out.append
@@ -166,11 +189,18 @@ def render(
         )
     w("")
     ingest_us, matcher_us = per_event["ingest"], per_event["matcher"]
+    one = scenarios[0]
+    s3_events = one.events / one.objects
+    stream_per_object = one.records.get("MatcherFunction (stream)", 0) / one.objects
+    object_us = s3_events * ingest_us + stream_per_object * matcher_us
     w(
-        f"Per monitored object (one destination: two S3 events, three stream records) that is about "
-        f"{2 * ingest_us + 3 * matcher_us:,.0f} µs of CPU: ingest's share is "
-        f"{2 * ingest_us / (2 * ingest_us + 3 * matcher_us):.0%}. "
-        "Ingest pays for a thread pool per batch and one signed UpdateItem per event."
+        "The ingest batch holds source events (a replica's conditional UpdateItem is built and signed the same "
+        "way); the matcher's batch is the happy path's stream: per object an INSERT with the source and a MODIFY "
+        "with the replica and its verdict, which ingest wrote together, so the matcher writes nothing and only "
+        f"archives. Per monitored object (one destination: {s3_events:.0f} S3 events, {stream_per_object:.2f} "
+        f"stream records, as counted in section 3) that is about {object_us:,.0f} µs of CPU: ingest's share is "
+        f"{s3_events * ingest_us / object_us:.0%}. Most of ingest's CPU is botocore building and signing one "
+        "UpdateItem per event."
     )
     w("")
 
@@ -182,32 +212,27 @@ def render(
     w("| handler | batch | AWS calls | wall, median | in round trips | sequential | ratio to sequential | target |")
     w("|---|---|---|---|---|---|---|---|")
     ingest_rt = overlap["ingest"].wall * 1000 / RTT_MS
-    for name, label in (
-        ("ingest", "10 SQS events"),
-        ("ingest_10_workers", "10 SQS events, what-if: MAX_WORKERS=10"),
-        ("ingest_shared_pool", "10 SQS events, what-if: 10 threads kept per container"),
-        ("matcher", "100 stream records"),
-        ("sweeper", "10 due timers"),
-    ):
+    for name, label in (("ingest", "10 SQS events"), ("matcher", "100 stream records"), ("sweeper", "10 due timers")):
         t = overlap[name]
         calls = sum(t.calls.values())
         wall = t.wall * 1000
-        target = "≤ 2 round trips: " + _ok(wall / RTT_MS <= 2) if name.startswith("ingest") else "none set"
+        target = "≤ 2 round trips: " + _ok(wall / RTT_MS <= 2) if name == "ingest" else "none set"
         w(
-            f"| {name.split('_')[0]} | {label} | {calls} | {wall:,.1f} ms | {wall / RTT_MS:.1f} | "
+            f"| {name} | {label} | {calls} | {wall:,.1f} ms | {wall / RTT_MS:.1f} | "
             f"{calls * RTT_MS:,.0f} ms | {wall / (calls * RTT_MS):.2f} | {target} |"
         )
     w("")
-    shared_rt = overlap["ingest_shared_pool"].wall * 1000 / RTT_MS
+    batch_cpu_ms = 10 * ingest_us / 1000
     w(
-        f"Ingest overlaps its UpdateItems (crrmon/ingest.py `MAX_WORKERS` = 8), then sends the batch's timers in "
-        f"one SendMessageBatch, which needs the UpdateItems' answers: the floor is 2 round trips plus CPU. "
+        f"Ingest overlaps its UpdateItems on `MAX_WORKERS` = {ingest_module.MAX_WORKERS} threads kept for the "
+        "container's life (crrmon/ingest.py `worker_pool()`), then sends the batch's timers in one "
+        "SendMessageBatch, which needs the UpdateItems' answers: the floor is 2 round trips plus CPU. "
         f"Measured: {ingest_rt:.1f} round trips, against {sum(overlap['ingest'].calls.values())} sequentially. "
-        "A new `ThreadPoolExecutor` per batch starts its threads every time, and each start waits for the GIL "
-        "while the other workers serialise and sign requests (a profile of section 1 shows most of the "
-        "handler's wall time in `Thread.start`). Keeping the threads for the container's life (what-if row) "
-        f"gives {shared_rt:.1f} round trips. The matcher writes its verdicts one after the other and the "
-        "sweeper checks its timers one after the other: their wall time grows with the batch."
+        f"The rest is CPU: the batch's requests are built and signed under the GIL, about {batch_cpu_ms:.1f} ms "
+        f"for 10 events (section 1), {batch_cpu_ms / RTT_MS:.1f} round trips' worth, of which the part before "
+        "the last UpdateItem leaves and the part after its answer add to the wall time. The matcher archives "
+        "its batch in one PutRecordBatch; the sweeper checks its timers one after the other, so its wall time "
+        "grows with the batch."
     )
     w("")
 
@@ -233,7 +258,6 @@ def render(
         w("|---|---|---|")
         units_of = {
             "dynamodb.UpdateItem": ("dynamodb.write_units", "write units"),
-            "dynamodb.Query": ("dynamodb.read_units", "read units (strongly consistent)"),
             "firehose.PutRecordBatch": ("firehose.billed_bytes", "bytes billed (5 KB rounding, unpacked batches)"),
             "sqs.SendMessageBatch": ("sqs.requests", "requests (64 KB chunks)"),
             "sns.Publish": ("sns.requests", "requests (64 KB chunks)"),
@@ -248,12 +272,16 @@ def render(
                 continue
             unit = units_of.get(op)
             billed = f"{s.units.get(unit[0], 0) / n:,.2f} {unit[1]}" if unit else "—"
+            if op == "dynamodb.Query":
+                billed = _read_units(s)
             if op == "dynamodb.UpdateItem" and s.units.get("dynamodb.index_write_units"):
                 billed += f" + {s.units['dynamodb.index_write_units'] / n:,.2f} index write units"
             w(f"| {op} | {count / n:,.2f} | {billed} |")
+        others = s.events - s.cross_region_events - s.failure_notifications
         w(
-            f"| (EventBridge → EventsQueue) | {s.events / n:,.2f} S3 events, {s.cross_region_events / n:,.2f} "
-            "cross-region | — |"
+            f"| (S3 events into EventsQueue) | {s.events / n:,.2f}: {others / n:,.2f} from the monitor's region "
+            f"(default bus), {s.cross_region_events / n:,.2f} from other regions (forwarded), "
+            f"{s.failure_notifications / n:,.2f} replication failure notifications (SNS) | — |"
         )
         w(f"| (TimerQueue messages sent) | {s.timers / n:,.2f} | — |")
         w(
@@ -272,11 +300,13 @@ def render(
     )
     w("")
     w(
-        "One fidelity fix is applied by the meter: DynamoDB answers `ReturnValues=UPDATED_OLD` with every "
-        "attribute the update names that existed before, even when `if_not_exists` left it unchanged; moto 5.2 "
-        "leaves those out, which makes every observation look like a first sighting and start a second timer "
-        "(a strongly consistent Query and ~0.3 SQS requests more per object). The meter puts them back "
-        f"from the item it read before the write. Timers per object counted: {one.timers / one.objects:.2f}."
+        "The meter changes no answer: ingest asks for `ReturnValues=ALL_OLD`, which moto answers as DynamoDB "
+        "does, so a first sighting is recognised as on AWS. Events from buckets in other regions enter the queue "
+        "as S3 event notifications in an SNS envelope (the recommended delivery, section 6); those from the "
+        "monitor's region as EventBridge events. Failed conditional writes are billed like any write and are "
+        "counted. Stream records are counted as DynamoDB writes them: when an UpdateItem creates an item, moto 5 "
+        "first writes its key alone and streams that as an extra INSERT, which is left out. "
+        f"Timers per object counted: {one.timers / one.objects:.2f}."
     )
     w("")
 
@@ -353,7 +383,7 @@ def render(
     w("")
     outage = sweeps[-1]
     w(
-        f"In the outage every timer still costs a strongly consistent Query and a conditional UpdateItem "
+        f"In the outage every timer still costs an eventually consistent Query and a conditional UpdateItem "
         f"(OVERDUE), and is re-armed; HEADs stay within the per-bucket budget, the rest are put off "
         f"({outage.timers - sum(outage.heads_per_bucket.values()):,} without a HEAD). Digests go out per pair "
         f"and reason per matcher batch: {outage.digests:,} SNS messages for {outage.timers:,} late objects."
@@ -369,21 +399,48 @@ def render(
         f"prices from `bench/prices.json` ({prices.region}, recorded {prices.recorded}, each with its source)."
     )
     w("")
-    totals = {}
+    sns_price = prices["sns_publish"].each * 1e6
+    eb_price = prices["eventbridge_event"].each * 1e6
+    w(
+        "Events of watched buckets in other regions (here: every replica's) reach the monitor's queue in one of "
+        "two set-ups. **SNS delivery (recommended):** the destination bucket's S3 Event Notifications "
+        "(`s3:ObjectCreated:*`, `s3:ObjectRemoved:DeleteMarkerCreated`) go to the forwarder stack's SNS topic, "
+        f"which the monitor's EventsQueue subscribes to: {_money(sns_price)} per million publishes; SNS's "
+        "delivery to SQS is free. **EventBridge delivery:** the forwarder stack's rule sends the bucket's "
+        f"EventBridge events to the monitor's bus: {_money(eb_price)} per million cross-region events. Either "
+        "way the queue bills one SendMessage per event. Buckets in the monitor's region send to the default bus "
+        "for free (AWS service events). The tables and targets use SNS delivery; the rows marked "
+        '"EventBridge delivery" give the same scenario in the other set-up.'
+    )
+    w("")
+    deliveries = (cost.SNS_NOTIFICATIONS, cost.EVENTBRIDGE_FORWARDING)
+    delivery_label = {cost.SNS_NOTIFICATIONS: "SNS delivery", cost.EVENTBRIDGE_FORWARDING: "EventBridge delivery"}
+    bills: dict[tuple[str, str], list[cost.Line]] = {}
+    totals: dict[tuple[str, str], float] = {}
     for s in scenarios:
-        lines = monitor_lines(s, overlap, cpu)
-        totals[s.name] = (lines, cost.total_per_million(lines, prices))
-    w("| line item | " + " | ".join(s.name for s in scenarios) + " |")
+        for dv in deliveries:
+            bills[s.name, dv] = monitor_lines(s, overlap, cpu, dv)
+            totals[s.name, dv] = cost.total_per_million(bills[s.name, dv], prices)
+    sns = cost.SNS_NOTIFICATIONS
+    eb = cost.EVENTBRIDGE_FORWARDING
+    w("| line item (SNS delivery, recommended) | " + " | ".join(s.name for s in scenarios) + " |")
     w("|---|" + "---|" * len(scenarios))
-    keys = [(line.service, line.item) for line in totals[scenarios[0].name][0]]
-    for service, item in keys:
+    for service, item in [(line.service, line.item) for line in bills[scenarios[0].name, sns]]:
         cells = []
         for s in scenarios:
-            line = next(x for x in totals[s.name][0] if (x.service, x.item) == (service, item))
+            line = next(x for x in bills[s.name, sns] if (x.service, x.item) == (service, item))
             cells.append(_money(line.usd_per_million(prices)))
         if any(c != "$0.000" for c in cells):
             w(f"| {service}: {item} | " + " | ".join(cells) + " |")
-    w("| **total per million objects** | " + " | ".join(f"**{_money(totals[s.name][1])}**" for s in scenarios) + " |")
+    w(
+        "| **total per million objects, SNS delivery (recommended)** | "
+        + " | ".join(f"**{_money(totals[s.name, sns])}**" for s in scenarios)
+        + " |"
+    )
+    w(
+        "| total per million objects, EventBridge delivery (other regions' events forwarded by EventBridge "
+        "instead of SNS) | " + " | ".join(_money(totals[s.name, eb]) for s in scenarios) + " |"
+    )
     w("")
 
     w("### Beside the alternatives")
@@ -391,7 +448,7 @@ def render(
     crr = {d: cost.crr_monitor_lines(d) for d in (1, 2)}
     crr_total = {d: cost.total_per_million(lines, prices) for d, lines in crr.items()}
     w(
-        "(a) The archived AWS CRR Monitor (aws-solutions/aws-crr-monitor), per object: a CloudTrail data event "
+        "The archived AWS CRR Monitor (aws-solutions/aws-crr-monitor), per object: a CloudTrail data event "
         "for the source and each replica PutObject, an SNS publish and SQS delivery per event, a HeadObject, a "
         "strongly consistent GetItem and an UpdateItem per event, a statistics-table UpdateItem per replica, "
         "hourly table scans while items are kept (24 h), its Lambda (x86, 128 MB, ~40 ms per event). "
@@ -405,35 +462,39 @@ def render(
     w(f"| **total per million objects** | **{_money(crr_total[1])}** | **{_money(crr_total[2])}** |")
     w("")
     w(
-        "(b) S3 Replication Time Control: $0.015 per GB replicated to each destination, plus replication "
+        "S3 Replication Time Control: $0.015 per GB replicated to each destination, plus replication "
         "metrics billed as CloudWatch custom metrics per rule (a fixed monthly cost, left out per object)."
     )
     w("")
-    happy = {1: totals[scenarios[0].name][1], 2: totals[scenarios[1].name][1]}
-    fault = totals[scenarios[2].name][1]
+    happy = {(d, dv): totals[scenarios[d - 1].name, dv] for d in (1, 2) for dv in deliveries}
     w("| figure | this monitor | alternative | ratio | target |")
     w("|---|---|---|---|---|")
-    verdicts = []
+    verdicts = []  # (kind, destinations, delivery, value)
     for d in (1, 2):
-        ratio = happy[d] / crr_total[d]
-        verdicts.append(("crr", d, ratio))
+        for dv in deliveries:
+            ratio = happy[d, dv] / crr_total[d]
+            verdicts.append(("crr", d, dv, ratio))
+            w(
+                f"| $ per million objects, {d} destination{'s' if d > 1 else ''}, happy path, "
+                f"{delivery_label[dv]}{' (recommended)' if dv == sns else ''} | {_money(happy[d, dv])} | "
+                f"CRR Monitor {_money(crr_total[d])} | {ratio:.3f} | ≤ 0.500: {_ok(ratio <= 0.5)} |"
+            )
+    for dv in deliveries:
+        fault = totals[scenarios[2].name, dv]
         w(
-            f"| $ per million objects, {d} destination{'s' if d > 1 else ''}, happy path | {_money(happy[d])} | "
-            f"CRR Monitor {_money(crr_total[d])} | {ratio:.2f} | ≤ 0.50: {_ok(ratio <= 0.5)} |"
+            f"| $ per million objects, 1 destination, fault mix, {delivery_label[dv]} | {_money(fault)} | "
+            f"CRR Monitor {_money(crr_total[1])} | {fault / crr_total[1]:.2f} | — |"
         )
-    ratio_fault = fault / crr_total[1]
-    w(
-        f"| $ per million objects, 1 destination, fault mix | {_money(fault)} | CRR Monitor {_money(crr_total[1])} "
-        f"| {ratio_fault:.2f} | — |"
-    )
     for d in (1, 2):
-        be = cost.break_even_object_bytes(happy[d], d, prices)
-        verdicts.append(("rtc", d, be))
-        w(
-            f"| break-even average object size against RTC, {d} destination{'s' if d > 1 else ''} | {_kib(be)} | "
-            f"RTC {_money(cost.rtc_per_million(256 * KIB, d, prices))} per million 256 KiB objects | "
-            f"{be / (256 * KIB):.2f} of 256 KiB | ≤ 256 KiB: {_ok(be <= 256 * KIB)} |"
-        )
+        for dv in deliveries:
+            be = cost.break_even_object_bytes(happy[d, dv], d, prices)
+            verdicts.append(("rtc", d, dv, be))
+            w(
+                f"| break-even average object size against RTC, {d} destination{'s' if d > 1 else ''}, "
+                f"{delivery_label[dv]}{' (recommended)' if dv == sns else ''} | {_kib(be)} | "
+                f"RTC {_money(cost.rtc_per_million(256 * KIB, d, prices))} per million 256 KiB objects | "
+                f"{be / (256 * KIB):.2f} of 256 KiB | ≤ 256 KiB: {_ok(be <= 256 * KIB)} |"
+            )
     w("")
     w(
         "Above the break-even size the monitor costs less than RTC; below it RTC is cheaper "
@@ -443,62 +504,84 @@ def render(
 
     w("### Where the money goes, and what would close a missed target")
     w("")
-    lines_one = sorted(totals[scenarios[0].name][0], key=lambda x: -x.usd_per_million(prices))
-    services = cost.by_service(totals[scenarios[0].name][0], prices)
+    bill_one = bills[scenarios[0].name, sns]
+    lines_one = sorted(bill_one, key=lambda x: -x.usd_per_million(prices))
+    services = cost.by_service(bill_one, prices)
     w(
-        "One destination, happy path, by service: "
-        + ", ".join(f"{k} {_money(v)} ({v / happy[1]:.0%})" for k, v in services.items() if v >= 0.005)
+        f"One destination, happy path, SNS delivery, {_money(happy[1, sns])} per million objects, by service: "
+        + ", ".join(f"{k} {_money(v)} ({v / happy[1, sns]:.0%})" for k, v in services.items() if v >= 0.005)
         + ". Largest line items: "
         + "; ".join(f"{x.service} {x.item} {_money(x.usd_per_million(prices))}" for x in lines_one[:4])
-        + "."
+        + ". The EventsQueue bills one SendMessage per S3 event whichever way the event comes: an EventBridge "
+        "rule cannot batch its deliveries, and SNS delivers one message per publish."
     )
     w("")
+    wu_objects = one.units.get("dynamodb.write_units", 0) / one.objects
+    reads_one = _usd(bill_one, prices, "read units (Query at each deadline)")
+    w(
+        f"Already in the code: an on-time replica with the source's size and ETag writes its observation and "
+        f"its COMPLETED verdict in one conditional UpdateItem ({wu_objects:.2f} write units per object and "
+        f"destination); the deadline Query is eventually consistent ({_money(reads_one)} per million objects); "
+        f"ingest's {ingest_module.MAX_WORKERS} threads are kept for the container's life."
+    )
+    w("")
+
+    def usd_of(bill: list[cost.Line], service: str, prefix: str = "") -> float:
+        return sum(x.usd_per_million(prices) for x in bill if x.service == service and x.item.startswith(prefix))
+
+    timer_cost = (
+        reads_one
+        + _usd(bill_one, prices, "TimerQueue: SendMessageBatch")
+        + _usd(bill_one, prices, "TimerQueue: Receive + DeleteMessageBatch per 10")
+        + usd_of(bill_one, "Lambda", "sweeper")
+    )
+
+    def regional_saving(d: int, dv: str) -> float:
+        bill = bills[scenarios[d - 1].name, dv]
+        return sum(x.usd_per_million(prices) for x in bill if x.item.startswith("other regions'"))
+
     missed = []
-    for kind, d, value in verdicts:
+    for kind, d, dv, value in verdicts:
+        dests = f"{d} destination{'s' if d > 1 else ''}, {delivery_label[dv]}"
         if kind == "crr" and value > 0.5:
-            need = happy[d] - 0.5 * crr_total[d]
-            missed.append(
-                f"- Cost against the CRR Monitor pattern, {d} destination(s): {value:.2f}, target 0.50 — "
-                f"{_money(need)} per million objects too much ({value / 0.5 - 1:.0%} over)."
-            )
+            gap = happy[d, dv] - 0.5 * crr_total[d]
+            missed.append((f"Cost against the CRR Monitor pattern, {dests}: {value:.3f}, target 0.500", gap, d, dv))
         if kind == "rtc" and value > 256 * KIB:
-            need = happy[d] - cost.rtc_per_million(256 * KIB, d, prices)
-            missed.append(
-                f"- Break-even against RTC, {d} destination(s): {_kib(value)}, target 256 KiB — "
-                f"{_money(need)} per million objects too much ({value / (256 * KIB) - 1:.0%} over)."
-            )
+            gap = happy[d, dv] - cost.rtc_per_million(256 * KIB, d, prices)
+            missed.append((f"Break-even against RTC, {dests}: {_kib(value)}, target 256 KiB", gap, d, dv))
     if missed:
-        w("Missed targets:")
+        w("Missed targets, each with its remaining gap and what would close it:")
         w("")
-        out.extend(missed)
+        for text, gap, d, dv in missed:
+            saving = regional_saving(d, dv)
+            closes = "enough to close it" if saving >= gap else "not enough on its own"
+            w(
+                f"- {text}: {_money(gap)} per million objects too much ({gap / happy[d, dv]:.0%} of the bill). "
+                f"A regional ingest would save {_money(saving)}: {closes}."
+            )
         w("")
-    w("Design changes, largest saving first (one destination, per million objects):")
+    else:
+        w("Every cost target is met with SNS delivery.")
+        w("")
+    w("Open design changes (per million objects):")
     w("")
-    wu = next(x for x in lines_one if x.item == "write units, table").usd_per_million(prices)
     w(
-        f"- DynamoDB writes ({_money(wu)}): let the replica's observation write the verdict in the same "
-        "UpdateItem when the source is already recorded — a conditional update that sets the replica fields "
-        "and `status = COMPLETED` only if `s_size`/`s_etag` match what the replica event carries, falling back "
-        f"to a plain observation. Two write units instead of three: {_money(prices['dynamodb_write_unit'].each * 1e6)} "
-        "less; the matcher keeps publishing from the stream."
+        f"- Regional ingest: an ingest function and queue in each destination region, writing to the table, "
+        f"would remove the forwarding charge: {_money(sns_price)} per million replica events with SNS delivery "
+        f"({_money(regional_saving(1, sns))} for one destination, {_money(regional_saving(2, sns))} for two), "
+        f"{_money(eb_price)} with EventBridge delivery. The queue's SendMessage stays; the function's "
+        "UpdateItems cross regions (a longer round trip, billed as Lambda duration, plus inter-region data "
+        "transfer, not costed here), and each region adds fixed costs (idle polling, its own alarms)."
     )
     w(
-        "- SQS requests: EventBridge delivers one SendMessage per S3 event; SQS bills each. A rule with an "
-        "input transformer cannot batch; sending S3 events to the queue through S3 Event Notifications costs "
-        "the same. The timer costs a Query and ~0.3 requests per object even on the happy path: skipping the "
-        "timer when the source event arrives after its replica (the item already has `r_time`) saves it for "
-        "that share of objects."
-    )
-    w(
-        "- EventBridge cross-region forwarding ($1 per million replica events): run ingest in each destination "
-        "region writing to the table (a regional ingest function writing cross-region costs only its requests), "
-        "or deliver destination events with S3 Event Notifications to SNS ($0.50 per million) and an SQS "
-        "subscription in the monitor region."
-    )
-    w(
-        "- The deadline Query is strongly consistent (1 read unit); eventually consistent reads would halve it, "
-        "at the risk of missing a verdict written in the last second (the sweeper's conditional writes make "
-        "that safe to retry)."
+        f"- The deadline timer: every object starts one at its first sighting, and on the happy path it finds "
+        f"an item already decided: {_money(timer_cost)} per million objects (the Query, the timer's share of "
+        "SendMessageBatch, Receive + DeleteMessageBatch, the sweeper's invocations and duration). When the "
+        "source event comes first (as in section 3) the timer is the only check that a replica ever arrives, "
+        "and stays. When the replica's event comes first, its observation starts the timer and the source's "
+        "later event starts none; the matcher decides once both are in, and the timer is then only a net for "
+        "a lost source event. Skipping it for that share of objects would save up to the figure above on "
+        "each, but needs another net for lost source events."
     )
     w(
         "- Fixed monthly costs are outside these per-object figures: custom metrics ($0.30 per metric per month: "
@@ -551,17 +634,20 @@ def render(
             f"+ burst | {_ok(pk <= 2 * r.head_limit_per_s)} |"
         )
     for d in (1, 2):
-        ratio = happy[d] / crr_total[d]
-        summary.append(
-            f"| $ per million objects, {d} dest. | {_money(happy[d])} vs CRR Monitor {_money(crr_total[d])} | ≤ 0.5x "
-            f"| {ratio:.2f}x; {_ok(ratio <= 0.5)} |"
-        )
+        for dv in deliveries:
+            ratio = happy[d, dv] / crr_total[d]
+            summary.append(
+                f"| $ per million objects, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
+                f"| {_money(happy[d, dv])} vs CRR Monitor {_money(crr_total[d])} | ≤ 0.5x "
+                f"| {ratio:.3f}x; {_ok(ratio <= 0.5)} |"
+            )
     for d in (1, 2):
-        be = cost.break_even_object_bytes(happy[d], d, prices)
-        summary.append(
-            f"| break-even vs RTC, {d} dest. | {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.2f}x; "
-            f"{_ok(be <= 256 * KIB)} |"
-        )
+        for dv in deliveries:
+            be = cost.break_even_object_bytes(happy[d, dv], d, prices)
+            summary.append(
+                f"| break-even vs RTC, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
+                f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.2f}x; {_ok(be <= 256 * KIB)} |"
+            )
     summary.append("")
     out[summary_at:summary_at] = summary
     return "\n".join(out) + "\n"
