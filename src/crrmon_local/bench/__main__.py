@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = usage.run_scenarios(objects)
     step("4. cold start and peak memory, fresh processes")
     cold = speed.cold_start(samples)
-    memory = speed.peak_memory()
+    memory = speed.peak_memory(samples=max(2, samples // 2))
     baseline_memory = speed.baseline_memory()
     step(f"5. the sweeper against {timers:,} due timers, stubbed clients")
     sweeps = [speed.sweep_at_scale(timers, "decided"), speed.sweep_at_scale(timers, "outage")]

@@ -173,14 +173,31 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_memory() -> dict[str, float]:
+ARENA_LIMIT = "MALLOC_ARENA_MAX=2"  # glibc: at most two malloc arenas, whatever the number of threads
+
+
+def peak_memory(samples: int) -> dict[str, list[float]]:
+    """Peak RSS (MB) of `samples` fresh processes per handler, interleaved; and ingest under ARENA_LIMIT.
+
+    Ingest's threads allocate at the same time, and glibc may give each its own malloc arena: its peak
+    differs from one process to the next, so the worst sample is the one to hold against a limit.
+    """
     code = "import sys; from crrmon_local.bench.speed import memory_child; memory_child(sys.argv[1])"
-    out = {}
-    for name in FUNCTIONS:
-        done = subprocess.run(
-            [sys.executable, "-c", code, name], env=_child_env(), capture_output=True, text=True, check=True, cwd=ROOT
-        )
-        out[name] = float(done.stdout.strip().splitlines()[-1])
+    runs = [(name, name, {}) for name in FUNCTIONS]
+    variable, _, value = ARENA_LIMIT.partition("=")
+    runs.append((f"ingest, {ARENA_LIMIT}", "ingest", {variable: value}))
+    out: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    for _ in range(samples):
+        for label, name, extra in runs:
+            done = subprocess.run(
+                [sys.executable, "-c", code, name],
+                env={**_child_env(), **extra},
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            out[label].append(float(done.stdout.strip().splitlines()[-1]))
     return out
 
 
