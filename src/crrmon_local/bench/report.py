@@ -512,7 +512,7 @@ def render(
                 f"| break-even average object size against RTC, {d} destination{'s' if d > 1 else ''}, "
                 f"{delivery_label[dv]}{' (recommended)' if dv == sns else ''} | {_kib(be)} | "
                 f"RTC {_money(cost.rtc_per_million(256 * KIB, d, prices))} per million 256 KiB objects | "
-                f"{be / (256 * KIB):.2f} of 256 KiB | ≤ 256 KiB: {_ok(be <= 256 * KIB)} |"
+                f"{be / (256 * KIB):.3f} of 256 KiB | ≤ 256 KiB: {_ok(be <= 256 * KIB)} |"
             )
     w("")
     w(
@@ -567,7 +567,7 @@ def render(
             missed.append((f"Cost against the CRR Monitor pattern, {dests}: {value:.3f}, target 0.500", gap, d, dv))
         if kind == "rtc" and value > 256 * KIB:
             gap = happy[d, dv] - cost.rtc_per_million(256 * KIB, d, prices)
-            missed.append((f"Break-even against RTC, {dests}: {_kib(value)}, target 256 KiB", gap, d, dv))
+            missed.append((f"Break-even against RTC, {dests}: {value / KIB:,.1f} KiB, target 256 KiB", gap, d, dv))
     ingest_gap = ingest_rt - 2
     if ingest_gap > 0:
         w(
@@ -601,7 +601,7 @@ def render(
             saving = regional_saving(d, dv)
             closes = "enough to close it" if saving >= gap else "not enough on its own"
             w(
-                f"- {text}: {_money(gap)} per million objects too much ({gap / happy[d, dv]:.0%} of the bill). "
+                f"- {text}: {_money(gap)} per million objects too much ({gap / happy[d, dv]:.1%} of the bill). "
                 f"A regional ingest would save {_money(saving)}: {closes}."
             )
         w("")
@@ -692,7 +692,7 @@ def render(
             be = cost.break_even_object_bytes(happy[d, dv], d, prices)
             summary.append(
                 f"| break-even vs RTC, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
-                f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.2f}x; {_ok(be <= 256 * KIB)} |"
+                f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.3f}x; {_ok(be <= 256 * KIB)} |"
             )
     summary.append("")
     out[summary_at:summary_at] = summary
