@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -148,6 +149,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default="demo-output/report.json", help="where to write the report as JSON")
     p.add_argument("--log", default="demo-output/lambda.log", help="where the handlers' logs and EMF lines go")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument(
+        "--stack-file",
+        default="demo-output/stack.json",
+        help="where to write the local stack's endpoint and names, for `crrmon --local FILE`",
+    )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the report, keep the emulator (and its state) up for `crrmon --local` until Ctrl-C",
+    )
     return p
 
 
@@ -304,6 +315,13 @@ class Demo:
             region=REGION,
         )
         os.environ.update(self.stack.environment)
+        stack = dataclasses.asdict(self.stack)
+        environment = stack.pop("environment")
+        Path(self.args.stack_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.args.stack_file).write_text(
+            json.dumps({"endpoint_url": self.endpoint, "environment": environment, "stack": stack}, indent=1),
+            encoding="utf-8",
+        )
         runtime.reset()
         self.sqs = session.client("sqs", region_name=REGION)
         self.ddb = session.client("dynamodb", region_name=REGION)
@@ -803,7 +821,10 @@ def main(argv: list[str] | None = None) -> int:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         report = build_report(demo, lines, digests, peak_mb)
         report["total_seconds"] = round(time.time() - started, 1)
-    finally:
+    except BaseException:
+        demo.stop()
+        raise
+    if not args.serve:
         demo.stop()
     sys.stdout.write(render_text(report))
     from crrmon_local.report_html import render_html
@@ -811,7 +832,23 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.html).write_text(render_html(report), encoding="utf-8")
     Path(args.json).write_text(json.dumps(report, indent=1, default=sorted, ensure_ascii=False), encoding="utf-8")
     sys.stdout.write(f"HTML report: {args.html}\n")
+    if args.serve:
+        serve(args)
+        demo.stop()
     return 1 if report["disagreements"] else 0
+
+
+def serve(args) -> None:
+    """Keep a fresh emulator answering while an operator tries `crrmon --local` on the demo's state."""
+    sys.stdout.write(
+        f"\nThe emulator stays up at {os.environ['AWS_ENDPOINT_URL']} (Ctrl-C stops it). In another shell:\n"
+        f"  .venv/bin/crrmon overdue --local {args.stack_file}\n"
+        f"  .venv/bin/crrmon stats --local {args.stack_file}\n"
+    )
+    sys.stdout.flush()
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import pickle
 import random
 import threading
 import time
@@ -830,6 +831,9 @@ def speed_up_moto() -> None:
     - Item operations (UpdateItem, GetItem, Query...) and stream GetRecords answer with data already
       in DynamoDB's wire shape, which moto's generic response serializer walks member by member: it
       is dumped as JSON.
+    - UpdateItem parses its update expression on every call and deep-copies the tree for each of its
+      validators (`copy.deepcopy`, ~2 ms a copy): each expression is parsed once, and the trees are
+      copied through pickle (~0.2 ms), which gives the same fresh tree.
     """
     global _sped_up
     with _speed_lock:
@@ -869,6 +873,7 @@ def speed_up_moto() -> None:
         sqs_models.Queue.delete_message = delete_message
         _query_by_hash_key_only()
         _item_results_as_plain_json()
+        _update_expressions_parsed_once()
         # HTTP/1.1: clients keep their connections instead of opening one per request.
         from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -881,6 +886,32 @@ def speed_up_moto() -> None:
         if sqs_models.unix_time_millis is plain_millis and getattr(plain_millis, "__module__", "") == "moto.core.utils":
             sqs_models.unix_time_millis = unix_time_millis
         _sped_up = True
+
+
+def _fresh_copy(tree):
+    return pickle.loads(pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
+
+
+def _update_expressions_parsed_once() -> None:
+    import moto.dynamodb.parsing.validators as validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    plain_make = UpdateExpressionParser.make.__func__
+    parsed: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def make(cls, expression_str):
+        with lock:
+            frozen = parsed.get(expression_str)
+        if frozen is None:
+            frozen = pickle.dumps(plain_make(cls, expression_str), pickle.HIGHEST_PROTOCOL)
+            with lock:
+                if len(parsed) < 10_000:
+                    parsed[expression_str] = frozen
+        return pickle.loads(frozen)
+
+    UpdateExpressionParser.make = classmethod(make)
+    validators.deepcopy = _fresh_copy
 
 
 _partition = threading.local()  # the hash key a Query of this thread is restricted to
