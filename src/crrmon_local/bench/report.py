@@ -575,8 +575,10 @@ def render(
             f"{ingest_gap:.1f} over. Its floor is 2 round trips because the timers wait for the UpdateItems' answers "
             "(only a first sighting starts one), and CPU adds "
             f"{batch_cpu_ms / RTT_MS:.1f}. Sending every event's timer alongside its UpdateItem would make the floor "
-            "1 round trip, at the price of a timer per event instead of per object: one more per destination on "
-            f"the happy path, about {_money(timer_cost)} per million objects each (the deadline timer below)."
+            f"1 round trip ({1 + batch_cpu_ms / RTT_MS:.1f} with this CPU: "
+            f"{'within' if 1 + batch_cpu_ms / RTT_MS <= 2 else 'still above'} the target), at the price of a timer "
+            "per event instead of per object: one more per destination on the happy path, about "
+            f"{_money(timer_cost)} per million objects each (the deadline timer below)."
         )
         w("")
     over_memory = {k: max(v) for k, v in memory.items() if "=" not in k and max(v) > LAMBDA_MB}
@@ -599,10 +601,15 @@ def render(
         w("")
         for text, gap, d, dv in missed:
             saving = regional_saving(d, dv)
-            closes = "enough to close it" if saving >= gap else "not enough on its own"
+            switch = happy[d, dv] - happy[d, sns]
+
+            def closes(amount: float, gap: float = gap) -> str:
+                return "enough to close it" if amount >= gap else "not enough on its own"
+
             w(
                 f"- {text}: {_money(gap)} per million objects too much ({gap / happy[d, dv]:.1%} of the bill). "
-                f"A regional ingest would save {_money(saving)}: {closes}."
+                + (f"SNS delivery instead saves {_money(switch)}: {closes(switch)}. " if dv != sns else "")
+                + f"A regional ingest would save {_money(saving)}: {closes(saving)}."
             )
         w("")
     else:
