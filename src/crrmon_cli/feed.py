@@ -8,8 +8,8 @@ as the EventBridge rule delivers it: the whole event as the message body.
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
+
+from crrmon.events import eventbridge_object_event
 
 REPLAYED_IP = "127.0.0.1"  # source-ip-address of a replayed event: it comes from this tool, not a client
 
@@ -26,36 +26,21 @@ def object_event(
     etag: str | None = None,
     delete_marker: bool = False,
 ) -> dict:
-    """An EventBridge S3 "Object Created" / "Object Deleted" event (key not URL-encoded, time in whole seconds)."""
-    obj: dict = {"key": key}
-    if not delete_marker:
-        if size is not None:
-            obj["size"] = size
-        if etag:
-            obj["etag"] = etag
-    obj["version-id"] = version_id
-    detail = {
-        "version": "0",
-        "bucket": {"name": bucket},
-        "object": obj,
-        "request-id": "crrmon-reconcile",
-        "requester": account,
-        "source-ip-address": REPLAYED_IP,
-        "reason": "DeleteObject" if delete_marker else "PutObject",
-    }
-    if delete_marker:
-        detail["deletion-type"] = "Delete Marker Created"
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Object Deleted" if delete_marker else "Object Created",
-        "source": "aws.s3",
-        "account": account,
-        "time": datetime.fromtimestamp(int(time_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": detail,
-    }
+    """An EventBridge S3 "Object Created" / "Object Deleted" event for a version found by reconcile."""
+    return eventbridge_object_event(
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        time_s=time_s,
+        region=region,
+        account=account,
+        size=None if delete_marker else size,
+        etag=None if delete_marker else etag,
+        reason="DeleteObject" if delete_marker else "PutObject",
+        deletion_type="Delete Marker Created" if delete_marker else None,
+        request_id="crrmon-reconcile",
+        source_ip=REPLAYED_IP,
+    )
 
 
 def send(sqs, queue_url: str, events: list[dict]) -> int:

@@ -25,6 +25,8 @@ from urllib.parse import quote_plus
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import FakeKey, s3_backends
 
+from crrmon import events
+
 _install_lock = threading.Lock()
 _installed = False
 
@@ -119,10 +121,6 @@ def replicate_delete_marker(
 # ---- S3 events in AWS's exact shapes (moto's own S3 -> EventBridge events differ from AWS's) ----
 
 
-def _iso_seconds(epoch_s: float) -> str:
-    return datetime.fromtimestamp(int(epoch_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _iso_millis(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -144,37 +142,22 @@ def eventbridge_object_event(
     reason: str = "PutObject",
     deletion_type: str | None = None,
 ) -> str:
-    """An EventBridge "Object Created" (or, with deletion_type, "Object Deleted") event from S3."""
-    obj: dict = {"key": key}
-    if size is not None:
-        obj["size"] = size
-    if etag is not None:
-        obj["etag"] = etag
-    obj["version-id"] = version_id
-    obj["sequencer"] = _sequencer()
-    detail = {
-        "version": "0",
-        "bucket": {"name": bucket},
-        "object": obj,
-        "request-id": uuid.uuid4().hex[:16].upper(),
-        "requester": account,
-        "source-ip-address": "203.0.113.10",
-        "reason": reason,
-    }
-    if deletion_type:
-        detail["deletion-type"] = deletion_type
+    """An EventBridge "Object Created" (or, with deletion_type, "Object Deleted") event from S3, as the
+    message body the EventBridge rule delivers to the events queue."""
     return json.dumps(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Object Deleted" if deletion_type else "Object Created",
-            "source": "aws.s3",
-            "account": account,
-            "time": _iso_seconds(time_s),
-            "region": region,
-            "resources": [f"arn:aws:s3:::{bucket}"],
-            "detail": detail,
-        }
+        events.eventbridge_object_event(
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            time_s=time_s,
+            region=region,
+            account=account,
+            size=size,
+            etag=etag,
+            reason=reason,
+            deletion_type=deletion_type,
+            sequencer=_sequencer(),
+        )
     )
 
 

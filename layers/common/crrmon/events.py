@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -544,3 +545,56 @@ def _time(value: Any, path: str) -> datetime:
     if not _EARLIEST <= parsed < _LATEST:
         raise _Reject(BAD_TIME, f"{path}: out of range")
     return parsed
+
+
+def eventbridge_object_event(
+    *,
+    bucket: str,
+    key: str,
+    version_id: str,
+    time_s: float,
+    region: str,
+    account: str,
+    size: int | None = None,
+    etag: str | None = None,
+    reason: str = "PutObject",
+    deletion_type: str | None = None,
+    sequencer: str | None = None,
+    request_id: str | None = None,
+    source_ip: str = "203.0.113.10",
+) -> dict[str, Any]:
+    """The EventBridge event S3 sends: "Object Created", or with `deletion_type` "Object Deleted".
+
+    The inverse of what `parse_body` reads (key not URL-encoded, `time` in whole seconds). Used to
+    feed the monitor versions it never heard of (`crrmon reconcile --feed`) and by the local emulator.
+    """
+    obj: dict[str, Any] = {"key": key}
+    if size is not None:
+        obj["size"] = size
+    if etag:
+        obj["etag"] = etag
+    obj["version-id"] = version_id
+    if sequencer:
+        obj["sequencer"] = sequencer
+    detail: dict[str, Any] = {
+        "version": "0",
+        "bucket": {"name": bucket},
+        "object": obj,
+        "request-id": request_id or uuid.uuid4().hex[:16].upper(),
+        "requester": account,
+        "source-ip-address": source_ip,
+        "reason": reason,
+    }
+    if deletion_type:
+        detail["deletion-type"] = deletion_type
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Deleted" if deletion_type else "Object Created",
+        "source": "aws.s3",
+        "account": account,
+        "time": datetime.fromtimestamp(int(time_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": detail,
+    }
