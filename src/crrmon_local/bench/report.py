@@ -359,10 +359,12 @@ def render(
     limited = next((v for k, v in memory.items() if k.startswith("ingest, ")), None)
     if limited:
         w(
-            f"Ingest's peak ranges from {min(ingest_mb):,.0f} to {max(ingest_mb):,.0f} MB between processes: its "
-            f"{ingest_module.MAX_WORKERS} threads build requests at the same time, and glibc may give each thread "
-            "its own malloc arena. With at most two arenas (`MALLOC_ARENA_MAX=2` in the function's environment) "
-            f"it ranged from {min(limited):,.0f} to {max(limited):,.0f} MB."
+            f"Ingest's peak ranges from {min(ingest_mb):,.0f} to {max(ingest_mb):,.0f} MB between the processes of "
+            "this run, and it differs more between runs on a shared machine than within one: the worst process is "
+            f"the figure to hold against a limit. Its {ingest_module.MAX_WORKERS} threads allocate at the same "
+            "time, and glibc gives busy threads malloc arenas of their own; with at most two arenas "
+            f"(`MALLOC_ARENA_MAX=2` in the function's environment) it ranged from {min(limited):,.0f} to "
+            f"{max(limited):,.0f} MB."
         )
         w("")
     w(
