@@ -225,7 +225,7 @@ def render(
     batch_cpu_ms = 10 * ingest_us / 1000
     w(
         f"Ingest overlaps its UpdateItems on `MAX_WORKERS` = {ingest_module.MAX_WORKERS} threads kept for the "
-        "container's life (crrmon/ingest.py `worker_pool()`), then sends the batch's timers in one "
+        "container's life (crrmon/ingest.py `run_groups()`), then sends the batch's timers in one "
         "SendMessageBatch, which needs the UpdateItems' answers: the floor is 2 round trips plus CPU. "
         f"Measured: {ingest_rt:.1f} round trips, against {sum(overlap['ingest'].calls.values())} sequentially. "
         f"Above the floor: {ingest_rt - 2:.1f} round trips. The batch's requests are built, signed and parsed "
