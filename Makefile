@@ -43,9 +43,10 @@ build: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m crrmon_local.bench $(ARGS)
 
-## fuzz: the parsers and the pipeline under many more generated cases than make test tries
+## fuzz: ingest's batches and the pipeline's verdict property under many more generated cases
 fuzz: $(STAMP)
 	CRRMON_FUZZ_EXAMPLES=$${CRRMON_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
+	CRRMON_FUZZ_EXAMPLES=$${CRRMON_PROPERTY_EXAMPLES:-300} $(BIN)/python -m pytest -q tests/property $(PYTEST_ARGS)
 
 ## redrive: move dead-lettered messages back to their queues (ARGS="--stack NAME --dry-run")
 redrive: $(STAMP)

@@ -459,7 +459,7 @@ def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():
     assert len(writes) == 1
     condition, statement = writes[0]
     assert condition == "CanaryEnabled"
-    assert set(statement["Action"]) == {"s3:PutObject", "s3:DeleteObject"}
+    assert set(statement["Action"]) == {"s3:PutObject", "s3:DeleteObjectVersion"}
     assert "/crr-monitor-canary/*" in json.dumps(statement["Resource"])
     others = [s for s in statements_ if "Fn::If" not in s]
     assert not any("s3:PutObject" in json.dumps(s) or "s3:DeleteObject" in json.dumps(s) for s in others)
