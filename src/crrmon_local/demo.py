@@ -333,20 +333,12 @@ class Demo:
 
     def wire(self) -> None:
         from crrmon_local import emulator
-        from crrmon_local.cfn import load_template
-        from crrmon_local.lambdas import build_mappings
+        from crrmon_local.lambdas import mappings_for_stack
 
         self.queue_names = {"EventsQueue": self.stack.events_queue_url, "TimerQueue": self.stack.timer_queue_url}
         self.received: dict[str, int] = {}
         self._timers_due, self._timers_checked_at = 0, 0.0
-        self.mappings = build_mappings(
-            load_template(TEMPLATE),
-            sqs=self.sqs,
-            streams=self.session.client("dynamodbstreams", region_name=REGION),
-            queue_urls={"EventsQueue": self.stack.events_queue_url, "TimerQueue": self.stack.timer_queue_url},
-            stream_arn=self.stack.stream_arn,
-            failure_queue_url=self.stack.stream_failure_queue_url,
-        )
+        self.mappings = mappings_for_stack(TEMPLATE, self.stack, self.session, region=REGION)
         self.mappings.stream.describe_every = 5.0  # the table has one shard here; Lambda too describes rarely
         first = self.mappings.stream.consumers[0]
         plain_offer = first.offer

@@ -352,3 +352,18 @@ def build_mappings(
                 }
                 schedules.append(lambda h=handler, e=scheduled_event, n=logical_id: invoke(h, dict(e), n))
     return Mappings(queues, StreamMapping(streams, stream_arn, consumers, region), schedules)
+
+
+def mappings_for_stack(template_path: Path, stack, session, *, region: str = "us-east-1") -> Mappings:
+    """The template's event source mappings wired to a stack made by `crrmon_local.provision`."""
+    from crrmon_local.cfn import load_template
+
+    return build_mappings(
+        load_template(template_path),
+        sqs=session.client("sqs", region_name=region),
+        streams=session.client("dynamodbstreams", region_name=region),
+        queue_urls={"EventsQueue": stack.events_queue_url, "TimerQueue": stack.timer_queue_url},
+        stream_arn=stack.stream_arn,
+        failure_queue_url=stack.stream_failure_queue_url,
+        region=region,
+    )

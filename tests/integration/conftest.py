@@ -19,8 +19,7 @@ from moto import mock_aws
 from crrmon import runtime
 from crrmon.store import make_pk
 from crrmon_local import emulator
-from crrmon_local.cfn import load_template
-from crrmon_local.lambdas import build_mappings
+from crrmon_local.lambdas import mappings_for_stack
 from crrmon_local.provision import provision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,14 +76,7 @@ class World:
         self.s3 = session.client("s3", region_name=REGION)
         self.sqs = session.client("sqs", region_name=REGION)
         self.ddb = session.client("dynamodb", region_name=REGION)
-        self.mappings = build_mappings(
-            load_template(TEMPLATE),
-            sqs=self.sqs,
-            streams=session.client("dynamodbstreams", region_name=REGION),
-            queue_urls={"EventsQueue": stack.events_queue_url, "TimerQueue": stack.timer_queue_url},
-            stream_arn=stack.stream_arn,
-            failure_queue_url=stack.stream_failure_queue_url,
-        )
+        self.mappings = mappings_for_stack(TEMPLATE, stack, session, region=REGION)
         self.alerts_url = self.sqs.create_queue(QueueName="alert-inbox")["QueueUrl"]
         alerts_arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts_url, AttributeNames=["QueueArn"])
         session.client("sns", region_name=REGION).subscribe(

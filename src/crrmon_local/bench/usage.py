@@ -158,20 +158,12 @@ class World:
     """The integration tests' harness, reduced to what a usage count needs."""
 
     def __init__(self, session, stack, clock):
-        from crrmon_local.cfn import load_template
-        from crrmon_local.lambdas import build_mappings
+        from crrmon_local.lambdas import mappings_for_stack
 
         self.session, self.stack, self.clock = session, stack, clock
         self.s3 = session.client("s3", region_name=REGION)
         self.sqs = session.client("sqs", region_name=REGION)
-        self.mappings = build_mappings(
-            load_template(TEMPLATE),
-            sqs=self.sqs,
-            streams=session.client("dynamodbstreams", region_name=REGION),
-            queue_urls={"EventsQueue": stack.events_queue_url, "TimerQueue": stack.timer_queue_url},
-            stream_arn=stack.stream_arn,
-            failure_queue_url=stack.stream_failure_queue_url,
-        )
+        self.mappings = mappings_for_stack(TEMPLATE, stack, session, region=REGION)
         self.events = 0
         self.cross_region = 0
         self.failures = 0
