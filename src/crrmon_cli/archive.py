@@ -2,9 +2,9 @@
 
 The archive is the monitor's history: one JSON line per object version and destination with its
 final verdict (crrmon.publish.archive_line), date-partitioned, with a Glue table for Athena. The
-state table keeps FAILED items only until their TTL and has no index of them, so FAILED objects are
-listed from here: with Athena on a deployed stack, or by reading the JSON lines (local demo, or
-`--from archive`).
+state table keeps FAILED items (in its sparse Failed index) only until their TTL, so FAILED objects
+older than that are listed from here: with Athena on a deployed stack, or by reading the JSON lines
+(local demo, or `--from archive`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import Progress, duration
+from crrmon_cli.records import failed_from_table
 from crrmon_cli.values import decode_token, encode_token, pair, seconds, since
 
 RECORDS_PREFIX = "records/"
@@ -197,12 +198,27 @@ def failed_lines_from_archive(ctx: Context, args, since_s: float, now_s: float) 
     return rows
 
 
+def failed_source(ctx: Context, args, since_s: float, now_s: float) -> str:
+    """Where FAILED verdicts are read: the table's Failed index when the window fits in its retention,
+    else the archive (through Athena on a deployed stack with an Athena table)."""
+    if args.source:
+        return args.source
+    if since_s >= now_s - ctx.target.retention_seconds and ctx.target.table_name:
+        return "table"
+    return "athena" if _use_athena(ctx, args) else "archive"
+
+
 def failed_rows(ctx: Context, args, *, limit: int | None, token: str | None) -> tuple[list[dict], str | None]:
     """One page of FAILED verdicts (limit None: all of them) and the token of the next page."""
     now_s = ctx.now()
     state = decode_token(token)
-    since_s = float(state.get("s", since(args.since, now_s)))
-    if _use_athena(ctx, args):
+    window = args.since or f"{ctx.target.retention_seconds}s"
+    since_s = float(state.get("s", since(window, now_s)))
+    source = failed_source(ctx, args, since_s, now_s)
+    if source == "table":
+        rows, following = failed_from_table(ctx, args, since_s=since_s, now_s=now_s, limit=limit, token=state.get("i"))
+        return rows, encode_token({"i": following, "s": since_s}) if following else None
+    if source == "athena":
         athena = Athena(ctx, args)
         if limit is None:
             return [_failed_row(r) for r in athena.all(failed_sql(athena, args, since_s, now_s))], None
@@ -222,9 +238,8 @@ def failed(ctx: Context, args) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     rows, token = failed_rows(ctx, args, limit=args.limit, token=args.next_token)
-    ctx.printer.result(
-        rows, FAILED_COLUMNS, empty=f"no FAILED verdicts since {args.since} ago", extra={"next_token": token}
-    )
+    window = f"since {args.since} ago" if args.since else "in the table's retention window"
+    ctx.printer.result(rows, FAILED_COLUMNS, empty=f"no FAILED verdicts {window}", extra={"next_token": token})
     return 1 if rows else 0
 
 

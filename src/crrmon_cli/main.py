@@ -116,17 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     failed = command(
         "failed",
         "objects whose replication failed",
-        "FAILED verdicts from the archive (Athena over the Glue table, or the archive's JSON lines with "
-        "--from archive and for the local demo). The table keeps no index of FAILED items.",
+        "FAILED verdicts, newest first: within the table's retention (RecordRetentionHours) from its sparse "
+        "Failed index, one Query per pair; older ones from the archive (Athena over the Glue table, or the "
+        "archive's JSON lines with --from archive and for the local demo).",
     )
     _filters(failed)
     _paging(failed)
-    failed.add_argument("--since", default="7d", help="verdicts since (duration or ISO time; default 7d)")
+    failed.add_argument(
+        "--since", help="verdicts since (duration or ISO time; default: the table's retention, 24h unless changed)"
+    )
     failed.add_argument(
         "--from",
         dest="source",
-        choices=("athena", "archive"),
-        help="where to read (default: athena when the stack has an Athena table, else the archive bucket)",
+        choices=("table", "athena", "archive"),
+        help="where to read (default: the table when --since fits in its retention, else athena when the stack "
+        "has an Athena table, else the archive bucket)",
     )
     _athena_options(failed)
 
@@ -171,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bucket; with --submit creates the S3 Batch Replication job (S3ReplicateObject) for each.",
     )
     _filters(retry)
-    retry.add_argument("--since", default="7d", help="FAILED verdicts since (default 7d)")
-    retry.add_argument("--from", dest="source", choices=("athena", "archive"), help="where to read (see failed)")
+    retry.add_argument("--since", help="FAILED verdicts since (default: the table's retention, see failed)")
+    retry.add_argument(
+        "--from", dest="source", choices=("table", "athena", "archive"), help="where to read (see failed)"
+    )
     _athena_options(retry)
     retry.add_argument(
         "--manifest",

@@ -17,14 +17,12 @@ import gzip
 import io
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from crrmon.store import make_pk
+from crrmon.reconcile import Version, object_event, send_events, untracked, versions_of_page
 from crrmon.topology import load_topology
-from crrmon_cli import feed
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import Progress, duration
@@ -33,45 +31,14 @@ from crrmon_cli.values import s3_url, since
 FINDINGS = {"MISSING", "DIFFERENT"}
 
 
-@dataclass(frozen=True)
-class Version:
-    key: str
-    version_id: str
-    size: int | None
-    etag: str | None
-    modified_s: float
-    latest: bool = True
-    delete_marker: bool = False
-    replication_status: str | None = None
-
-
 def list_versions(s3, bucket: str, prefix: str, page_size: int, label: str) -> dict[tuple[str, str], Version]:
     found: dict[tuple[str, str], Version] = {}
     paginator = s3.get_paginator("list_object_versions")
     with Progress(f"listing {label}") as progress:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
-            for v in page.get("Versions", []):
-                version = Version(
-                    key=v["Key"],
-                    version_id=v.get("VersionId") or "null",
-                    size=v.get("Size"),
-                    etag=(v.get("ETag") or "").strip('"') or None,
-                    modified_s=v["LastModified"].timestamp(),
-                    latest=bool(v.get("IsLatest")),
-                )
-                found[(version.key, version.version_id)] = version
-            for m in page.get("DeleteMarkers", []):
-                version = Version(
-                    key=m["Key"],
-                    version_id=m.get("VersionId") or "null",
-                    size=None,
-                    etag=None,
-                    modified_s=m["LastModified"].timestamp(),
-                    latest=bool(m.get("IsLatest")),
-                    delete_marker=True,
-                )
-                found[(version.key, version.version_id)] = version
-            progress.add(len(page.get("Versions", [])) + len(page.get("DeleteMarkers", [])))
+            versions = versions_of_page(page)
+            found.update(((v.key, v.version_id), v) for v in versions)
+            progress.add(len(versions))
     return found
 
 
@@ -111,27 +78,18 @@ def inventory_versions(s3, url: str, prefix: str, label: str) -> dict[tuple[str,
     return found
 
 
-def tracked_keys(ctx: Context, wanted: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (pk, destination) items exist in the monitor's table: BatchGetItem, 100 keys a request."""
-    ddb = ctx.aws.client("dynamodb")
-    table = ctx.target.table_name
-    found: set[tuple[str, str]] = set()
-    with Progress("asking the monitor", len(wanted)) as progress:
-        for start in range(0, len(wanted), 100):
-            request = {
-                table: {
-                    "Keys": [{"pk": {"S": pk}, "dest": {"S": dest}} for pk, dest in wanted[start : start + 100]],
-                    "ProjectionExpression": "pk, #d",
-                    "ExpressionAttributeNames": {"#d": "dest"},
-                }
-            }
-            while request:
-                answer = ddb.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(table, []):
-                    found.add((item["pk"]["S"], item["dest"]["S"]))
-                request = answer.get("UnprocessedKeys") or {}
-            progress.add(len(wanted[start : start + 100]))
-    return found
+def missing_items(ctx: Context, topology, bucket: str, versions: list[Version]) -> set[tuple[str, str, str]]:
+    """(key, version ID, destination) of each expected item the monitor's table lacks (keys-only reads);
+    a replica written into a bidirectional bucket is known by its own item, as the scheduled run does."""
+    store = ctx.store()
+    missing: set[tuple[str, str, str]] = set()
+    with Progress("asking the monitor", len(versions)) as progress:
+        for start in range(0, len(versions), 1000):
+            chunk = versions[start : start + 1000]
+            for version, destinations in untracked(store, topology, bucket, chunk):
+                missing.update((version.key, version.version_id, d) for d in destinations)
+            progress.add(len(chunk))
+    return missing
 
 
 def compare(source: Version, replica: Version | None, *, size_only: bool, age_s: float, rpo_s: int) -> tuple[str, str]:
@@ -195,14 +153,14 @@ def reconcile(ctx: Context, args) -> int:
             if expectation.destination_bucket in replicas:
                 checks.append((version, expectation.destination_bucket))
 
-    tracked: set[tuple[str, str]] | None = None
+    missing: set[tuple[str, str, str]] | None = None
     if ctx.target.table_name and checks:
-        tracked = tracked_keys(ctx, [(make_pk(v.version_id, v.key), d) for v, d in checks])
-    retention_s = int(ctx.target.environment.get("RECORD_RETENTION_HOURS") or 24) * 3600
+        missing = missing_items(ctx, topology, bucket, list({id(v): v for v, _ in checks}.values()))
+    retention_s = ctx.target.retention_seconds
 
     rows: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
-    untracked: list[tuple[Version, str]] = []
+    unknown: list[tuple[Version, str]] = []
     for version, destination in checks:
         replica = replicas[destination].get((version.key, version.version_id))
         age_s = now_s - version.modified_s
@@ -210,14 +168,14 @@ def reconcile(ctx: Context, args) -> int:
         if version.replication_status == "FAILED":
             detail = (detail + "; " if detail else "") + "inventory says replication FAILED"
         known = None
-        if tracked is not None:
-            if (make_pk(version.version_id, version.key), destination) in tracked:
+        if missing is not None:
+            if (version.key, version.version_id, destination) not in missing:
                 known = "yes"
             elif age_s > retention_s:
                 known = "aged out?"
             else:
                 known = "no"
-                untracked.append((version, destination))
+                unknown.append((version, destination))
                 counts["UNTRACKED"] += 1
         counts[state] += 1
         if args.all or state != "OK" or known == "no":
@@ -235,8 +193,8 @@ def reconcile(ctx: Context, args) -> int:
             )
 
     fed = 0
-    if args.feed and untracked:
-        fed = feed_monitor(ctx, topology, bucket, untracked, replicas)
+    if args.feed and unknown:
+        fed = feed_monitor(ctx, topology, bucket, unknown, replicas)
     summary = {
         "source": f"s3://{bucket}/{prefix}",
         "destinations": destinations,
@@ -250,7 +208,7 @@ def reconcile(ctx: Context, args) -> int:
     ]
     if args.feed:
         notes.append(f"fed {fed} events to the monitor's EventsQueue")
-    elif untracked:
+    elif unknown:
         notes.append("send the unknown versions to the monitor with --feed")
     ctx.printer.result(
         rows,
@@ -262,31 +220,19 @@ def reconcile(ctx: Context, args) -> int:
     return 1 if counts["MISSING"] or counts["DIFFERENT"] or counts["UNTRACKED"] else 0
 
 
-def feed_monitor(ctx: Context, topology, bucket: str, untracked: list[tuple[Version, str]], replicas) -> int:
+def feed_monitor(ctx: Context, topology, bucket: str, unknown: list[tuple[Version, str]], replicas) -> int:
     """One source event per untracked version, and one replica event per replica already there."""
     queue_url = ctx.target.need("events_queue_url", "--events-queue")
     account = ctx.target.account_id or ctx.aws.client("sts").get_caller_identity()["Account"]
     events: list[dict] = []
     sent_sources: set[tuple[str, str]] = set()
-    for version, destination in untracked:
+    for version, destination in unknown:
         if (version.key, version.version_id) not in sent_sources:
             sent_sources.add((version.key, version.version_id))
-            events.append(_event(version, bucket, topology.regions.get(bucket) or ctx.aws.region, account))
+            region = topology.regions.get(bucket) or ctx.aws.region
+            events.append(object_event(version, bucket=bucket, region=region, account=account))
         replica = replicas[destination].get((version.key, version.version_id))
         if replica is not None:
-            events.append(_event(replica, destination, topology.regions.get(destination) or ctx.aws.region, account))
-    return feed.send(ctx.aws.client("sqs"), queue_url, events)
-
-
-def _event(version: Version, bucket: str, region: str, account: str) -> dict:
-    return feed.object_event(
-        bucket=bucket,
-        key=version.key,
-        version_id=version.version_id,
-        region=region,
-        account=account,
-        time_s=version.modified_s,
-        size=version.size,
-        etag=version.etag,
-        delete_marker=version.delete_marker,
-    )
+            region = topology.regions.get(destination) or ctx.aws.region
+            events.append(object_event(replica, bucket=destination, region=region, account=account))
+    return send_events(ctx.aws.client("sqs"), queue_url, events)

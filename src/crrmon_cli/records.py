@@ -1,4 +1,5 @@
-"""Commands over the state table: `status` of one object, `overdue` from the sparse Overdue index."""
+"""Commands over the state table: `status` of one object; `overdue` and (within the table's retention)
+`failed` from the sparse Overdue and Failed indexes, a Query per pair, never a Scan."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crrmon.store import from_image, make_pk, pair_name, split_pk
+from crrmon.store import FAILED_INDEX, from_image, make_pk, pair_name, split_pk
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import duration, iso
@@ -102,64 +103,154 @@ def _pairs(ctx: Context, args) -> list[str]:
     return pairs
 
 
-def overdue(ctx: Context, args) -> int:
-    """One Query per pair on the sparse index; paging carries (pair, ExclusiveStartKey) in the token."""
+def pair_index_items(
+    ctx: Context,
+    *,
+    index: str,
+    pair_attribute: str,
+    range_attribute: str,
+    pairs: list[str],
+    token: str | None,
+    limit: int | None,
+    prefix: str | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    newest_first: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Items of a sparse per-pair index, pair after pair, one Query at a time: a page of `limit` items
+    (None: all of them) and the token of the next page, which carries (pair position, ExclusiveStartKey).
+
+    `low`/`high` bound the range attribute (inclusive); `prefix` filters keys here (they sit inside pk).
+    """
     ddb = ctx.aws.client("dynamodb")
     table = ctx.target.need("table_name", "--table")
-    pairs = _pairs(ctx, args)
-    if args.summary:
-        return overdue_summary(ctx, ddb, table, pairs)
-    state = decode_token(args.next_token)
-    index, start = int(state.get("p", 0)), state.get("k")
-    now_s = ctx.now()
-    cutoff_ms = int((now_s - seconds(args.older_than)) * 1000) if args.older_than else None
-    rows: list[dict[str, Any]] = []
-    while index < len(pairs) and len(rows) < args.limit:
-        query: dict[str, Any] = {
+    state = decode_token(token)
+    position, start = int(state.get("p", 0)), state.get("k")
+    condition = "#h = :p"
+    if low is not None and high is not None:
+        condition += " AND #r BETWEEN :lo AND :hi"
+    elif low is not None:
+        condition += " AND #r >= :lo"
+    elif high is not None:
+        condition += " AND #r <= :hi"
+    bounds = {name: {"N": str(v)} for name, v in ((":lo", low), (":hi", high)) if v is not None}
+    names = {"#h": pair_attribute, **({"#r": range_attribute} if bounds else {})}
+
+    def query(name: str, limit_: int | None, start_: dict | None) -> dict[str, Any]:
+        request: dict[str, Any] = {
             "TableName": table,
-            "IndexName": ctx.target.overdue_index_name,
-            "KeyConditionExpression": "ovd_pair = :p",
-            "ExpressionAttributeValues": {":p": {"S": pairs[index]}},
-            "Limit": 200 if args.prefix else args.limit - len(rows),
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":p": {"S": name}, **bounds},
+            "ScanIndexForward": not newest_first,
         }
-        if cutoff_ms is not None:
-            query["KeyConditionExpression"] += " AND first_seen < :t"
-            query["ExpressionAttributeValues"][":t"] = {"N": str(cutoff_ms)}
-        if start:
-            query["ExclusiveStartKey"] = start
-        answer = ddb.query(**query)
-        raw_items = answer.get("Items", [])
+        if limit_ is not None:
+            request["Limit"] = limit_
+        if start_:
+            request["ExclusiveStartKey"] = start_
+        return ddb.query(**request)
+
+    items: list[dict[str, Any]] = []
+    while position < len(pairs) and (limit is None or len(items) < limit):
+        # One item more than the page needs: whether this pair has more is then known, not guessed.
+        wanted = None if limit is None else (200 if prefix else limit - len(items) + 1)
+        answer = query(pairs[position], wanted, start)
         stopped_at = None
-        for position, raw in enumerate(raw_items):
-            item = from_image(raw)
-            version_id, key = split_pk(item["pk"])
-            if args.prefix and not key.startswith(args.prefix):
-                continue
-            rows.append(
-                {
-                    "pair": item.get("ovd_pair"),
-                    "key": key,
-                    "version_id": version_id,
-                    "first_seen": iso(item.get("first_seen")),
-                    "overdue_for": duration(now_s - item["due"]) if item.get("due") else None,
-                    "waiting": duration(now_s - item["first_seen"] / 1000),
-                    "size": item.get("s_size"),
-                    "rule": item.get("rid"),
-                    "destination_region": item.get("dreg"),
-                }
-            )
-            if len(rows) >= args.limit and position < len(raw_items) - 1:
-                stopped_at = {name: raw[name] for name in ("pk", "dest", "ovd_pair", "first_seen")}
+        for raw in answer.get("Items", []):
+            if limit is not None and len(items) >= limit:
                 break
+            stopped_at = {name: raw[name] for name in ("pk", "dest", pair_attribute, range_attribute)}
+            item = from_image(raw)
+            if prefix and not split_pk(item["pk"])[1].startswith(prefix):
+                continue
+            items.append(item)
+        else:
+            stopped_at = None  # every item of the answer was taken
         if stopped_at:
             start = stopped_at
         elif answer.get("LastEvaluatedKey"):
             start = answer["LastEvaluatedKey"]
         else:
-            index, start = index + 1, None
-    token = encode_token({"p": index, "k": start}) if index < len(pairs) else None
+            position, start = position + 1, None
+    if start is None:  # the page ended with a pair: skip the pairs after it that hold nothing
+        while position < len(pairs) and not query(pairs[position], 1, None).get("Items"):
+            position += 1
+    following = encode_token({"p": position, "k": start}) if position < len(pairs) else None
+    return items, following
+
+
+def overdue(ctx: Context, args) -> int:
+    """One Query per pair on the sparse Overdue index, oldest first."""
+    pairs = _pairs(ctx, args)
+    if args.summary:
+        return overdue_summary(ctx, ctx.aws.client("dynamodb"), ctx.target.need("table_name", "--table"), pairs)
+    now_s = ctx.now()
+    items, token = pair_index_items(
+        ctx,
+        index=ctx.target.overdue_index_name,
+        pair_attribute="ovd_pair",
+        range_attribute="first_seen",
+        pairs=pairs,
+        token=args.next_token,
+        limit=args.limit,
+        prefix=args.prefix,
+        high=int((now_s - seconds(args.older_than)) * 1000) - 1 if args.older_than else None,
+    )
+    rows = []
+    for item in items:
+        version_id, key = split_pk(item["pk"])
+        rows.append(
+            {
+                "pair": item.get("ovd_pair"),
+                "key": key,
+                "version_id": version_id,
+                "first_seen": iso(item.get("first_seen")),
+                "overdue_for": duration(now_s - item["due"]) if item.get("due") else None,
+                "waiting": duration(now_s - item["first_seen"] / 1000),
+                "size": item.get("s_size"),
+                "rule": item.get("rid"),
+                "destination_region": item.get("dreg"),
+            }
+        )
     ctx.printer.result(rows, OVERDUE_COLUMNS, empty="no overdue objects", extra={"next_token": token})
     return 1 if rows else 0
+
+
+def failed_from_table(
+    ctx: Context, args, *, since_s: float, now_s: float, limit: int | None, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """FAILED verdicts of the retention window from the sparse Failed index, newest first per pair."""
+    items, following = pair_index_items(
+        ctx,
+        index=FAILED_INDEX,
+        pair_attribute="fail_pair",
+        range_attribute="decided_at",
+        pairs=_pairs(ctx, args),
+        token=token,
+        limit=limit,
+        prefix=args.prefix,
+        low=int(since_s * 1000),
+        high=int((now_s - seconds(args.older_than)) * 1000) - 1 if args.older_than else None,
+        newest_first=True,
+    )
+    rows = []
+    for item in items:
+        version_id, key = split_pk(item["pk"])
+        source, _, destination = item["fail_pair"].partition(">")
+        rows.append(
+            {
+                "pair": item["fail_pair"],
+                "source_bucket": source,
+                "destination_bucket": destination,
+                "key": key,
+                "version_id": version_id,
+                "size": item.get("s_size"),
+                "reason": item.get("reason"),
+                "detected_at": iso(item.get("decided_at")),
+            }
+        )
+    return rows, following
 
 
 def overdue_summary(ctx: Context, ddb, table: str, pairs: list[str]) -> int:

@@ -94,7 +94,7 @@ def retry(ctx: Context, args) -> int:
     ctx.printer.result(
         out,
         ("source_bucket", "versions", "manifest", "job_id"),
-        empty=f"no FAILED objects since {args.since} ago: nothing to retry",
+        empty=f"no FAILED objects {f'since {args.since} ago' if args.since else 'in the table'}: nothing to retry",
         notes=notes,
     )
     return 0

@@ -57,6 +57,7 @@ PARAMETERS = {
     "RpoSeconds": "RPO_SECONDS",
     "GiveUpSeconds": "GIVE_UP_SECONDS",
     "AllowedAccounts": "ALLOWED_ACCOUNTS",
+    "RecordRetentionHours": "RECORD_RETENTION_HOURS",
 }
 # Fields of the local demo's "stack" object -> Target fields (same names unless listed).
 LOCAL_RENAMES = {"account_id": "account_id"}
@@ -102,6 +103,11 @@ class Target:
     @property
     def rpo_seconds(self) -> int:
         return int(self.environment.get("RPO_SECONDS") or 900)
+
+    @property
+    def retention_seconds(self) -> int:
+        """How long the table keeps an item after its final verdict (RecordRetentionHours)."""
+        return int(self.environment.get("RECORD_RETENTION_HOURS") or 24) * 3600
 
     @property
     def topology_parameter_name(self) -> str:

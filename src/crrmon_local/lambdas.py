@@ -308,14 +308,18 @@ def build_mappings(
     failure_queue_url: str,
     region: str = "us-east-1",
     root: Path = ROOT,
+    functions: tuple[str, ...] | None = None,
 ) -> Mappings:
     """Read each function's Events from the template: SQS batch sizes, stream filters, schedules.
 
-    `queue_urls` maps the template's queue logical IDs to the URLs of the provisioned queues.
+    `queue_urls` maps the template's queue logical IDs to the URLs of the provisioned queues;
+    `functions` names the functions that exist (a function's Condition may leave it out), None: all.
     """
     queues, consumers, schedules = [], [], []
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        if functions is not None and logical_id not in functions:
             continue
         props = resource["Properties"]
         function = Path(props["CodeUri"]).name
@@ -366,4 +370,5 @@ def mappings_for_stack(template_path: Path, stack, session, *, region: str = "us
         stream_arn=stack.stream_arn,
         failure_queue_url=stack.stream_failure_queue_url,
         region=region,
+        functions=stack.functions,
     )

@@ -58,6 +58,8 @@ class Stack:
     environment: dict[str, str] = field(hash=False)
     # Logical ID -> what {"Ref": logical ID} gives, for every resource created.
     physical_ids: dict[str, str] = field(hash=False)
+    # Logical IDs of the functions the template declares under these parameters (conditions applied).
+    functions: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- intrinsic functions
@@ -575,4 +577,9 @@ def provision(
         key_arn=resolver.attributes.get(("MonitorKey", "Arn"), _scalar(resolver.parameters.get("KmsKeyArn", ""))),
         environment=environment,
         physical_ids=dict(refs),
+        functions=tuple(
+            logical_id
+            for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function" and resolver.active(logical_id)
+        ),
     )

@@ -10,38 +10,77 @@ from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, rep
 def test_failed_empty(world, cli):
     code, answer = cli.json("failed")
     assert code == 0 and answer["items"] == []
-    assert cli("failed") == 0 and "no FAILED verdicts" in cli.out
+    assert cli("failed") == 0 and "no FAILED verdicts in the table's retention window" in cli.out
+    assert cli("failed", "--from", "archive", "--since", "7d") == 0 and "since 7d ago" in cli.out
 
 
-def test_failed_lists_failures_from_the_archive_with_paging(world, cli):
+def _five_failures(world) -> None:
     replicated(world, "ok/1")
     for i in range(5):
         world.clock.advance(1)
         fail(world, f"bad/{i}", reason="DstPutObjectNotPermitted" if i % 2 else "DstKmsKeyNotFound")
+
+
+def _all_pages(cli, *argv: str) -> tuple[list[str], int, dict]:
     keys, token, pages = [], None, 0
     while True:
-        code, answer = cli.json("failed", "--limit", "2", *(["--next-token", token] if token else []))
+        code, answer = cli.json("failed", "--limit", "2", *argv, *(["--next-token", token] if token else []))
         assert code == 1 and 1 <= len(answer["items"]) <= 2
         keys += [row["key"] for row in answer["items"]]
         pages += 1
         token = answer.get("next_token")
         if not token:
-            break
+            return keys, pages, answer
+
+
+def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
+    """Within the retention window the sparse Failed index answers: a Query per pair, never a Scan."""
+    _five_failures(world)
+    fail(world, "bad/eu", dest=DST2, reason="DstBucketNotFound")
+    queries = Recorder(world.session, "provide-client-params.dynamodb.Query")
+    scans = Recorder(world.session, "provide-client-params.dynamodb.Scan")
+    keys, pages, answer = _all_pages(cli, "--from", "table")
+    assert keys == ["bad/eu", *(f"bad/{i}" for i in reversed(range(5)))]  # pair by pair, newest first
+    assert pages == 3 and scans.calls == []
+    assert {q["IndexName"] for q in queries.calls} == {"Failed"}
+    row = answer["items"][-1]
+    assert row["pair"] == f"{SRC}>{DST}" and row["reason"] == "DstKmsKeyNotFound" and row["version_id"]
+    assert row["source_bucket"] == SRC and row["destination_bucket"] == DST and row["size"] == 13
+
+    assert _all_pages(cli)[0] == keys  # the default, with the default window (the table's retention)
+    _, answer = cli.json("failed", "--prefix", "bad/3")
+    assert [r["key"] for r in answer["items"]] == ["bad/3"]
+    _, answer = cli.json("failed", "--pair", f"{SRC}>{DST2}")
+    assert [r["key"] for r in answer["items"]] == ["bad/eu"]
+    assert cli("failed", "--older-than", "1h") == 0  # all failed seconds ago
+    _, answer = cli.json("failed", "--since", "2s")  # bad/i failed at i+1 s, bad/eu with bad/4
+    assert [r["key"] for r in answer["items"]] == ["bad/eu", "bad/4", "bad/3", "bad/2"]
+
+
+def test_failed_lists_failures_from_the_archive_with_paging(world, cli):
+    _five_failures(world)
+    keys, pages, answer = _all_pages(cli, "--from", "archive")
     assert pages == 3
     assert keys == [f"bad/{i}" for i in reversed(range(5))]  # newest first
     row = answer["items"][-1]
     assert row["pair"] == f"{SRC}>{DST}" and row["reason"] == "DstKmsKeyNotFound" and row["version_id"]
 
-    _, answer = cli.json("failed", "--prefix", "bad/3")
+    _, answer = cli.json("failed", "--from", "archive", "--prefix", "bad/3")
     assert [r["key"] for r in answer["items"]] == ["bad/3"]
-    _, answer = cli.json("failed", "--pair", f"{SRC}>{DST2}")
+    _, answer = cli.json("failed", "--from", "archive", "--pair", f"{SRC}>{DST2}")
     assert answer["items"] == []
-    assert cli("failed", "--older-than", "1h") == 0  # all failed seconds ago
+    assert cli("failed", "--from", "archive", "--older-than", "1h") == 0
+    # Beyond the table's retention the archive answers, without being asked to.
+    _, answer = cli.json("failed", "--since", "7d")
+    assert [r["key"] for r in answer["items"]][:2] == ["bad/4", "bad/3"] and len(answer["items"]) == 5
 
 
-def test_failed_access_denied_on_the_archive(world, cli):
-    deny(world.session, "before-call.s3.ListObjectsV2")
+def test_failed_access_denied(world, cli):
+    deny(world.session, "before-call.dynamodb.Query")
     assert cli("failed") == 2
+    assert "dynamodb:Query" in cli.err
+    deny(world.session, "before-call.s3.ListObjectsV2")
+    assert cli("failed", "--since", "7d") == 2
     assert "s3:ListBucket on arn:aws:s3:::" in cli.err
 
 

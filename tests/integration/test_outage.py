@@ -173,7 +173,7 @@ class TableFake:
         self._change(pk, status="OVERDUE", missed_rpo=True, ovd_pair=pair, ovd_since=now_ms)
         return True
 
-    def write_verdict(self, pk, dest, verdict, *, now_ms, expires_s, evidence=None):
+    def write_verdict(self, pk, dest, verdict, *, pair, now_ms, retention_s, evidence=None):
         if self.items[pk].get("status") not in (None, "OVERDUE"):
             return False
         for k, v in (evidence or {}).items():

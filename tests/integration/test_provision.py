@@ -59,12 +59,14 @@ def test_table_matches_the_template(session, resources):
     assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
         definition["AttributeDefinitions"], key=lambda a: a["AttributeName"]
     )
-    (index,) = table["GlobalSecondaryIndexes"]
-    (expected,) = definition["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == expected["IndexName"] == stack.overdue_index_name
-    assert index["KeySchema"] == expected["KeySchema"]
-    assert index["Projection"]["ProjectionType"] == expected["Projection"]["ProjectionType"]
-    assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(expected["Projection"]["NonKeyAttributes"])
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    expected_indexes = definition["GlobalSecondaryIndexes"]
+    assert set(indexes) == {e["IndexName"] for e in expected_indexes} == {stack.overdue_index_name, "Failed"}
+    for expected in expected_indexes:
+        index = indexes[expected["IndexName"]]
+        assert index["KeySchema"] == expected["KeySchema"]
+        assert index["Projection"]["ProjectionType"] == expected["Projection"]["ProjectionType"]
+        assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(expected["Projection"]["NonKeyAttributes"])
     assert table["StreamSpecification"] == {
         "StreamEnabled": True,
         "StreamViewType": definition["StreamSpecification"]["StreamViewType"],
@@ -194,6 +196,7 @@ def test_environment_is_the_template_globals_resolved(session):
     assert env["TABLE_NAME"] == stack.table_name
     assert env["OVERDUE_INDEX_NAME"] == stack.overdue_index_name == "Overdue"
     assert env["TIMER_QUEUE_URL"] == stack.timer_queue_url
+    assert env["EVENTS_QUEUE_URL"] == stack.events_queue_url
     assert env["EVENTS_DLQ_URL"] == stack.events_dlq_url
     assert env["DELIVERY_STREAM_NAME"] == stack.delivery_stream_name
     assert env["ALERT_TOPIC_ARN"] == stack.alert_topic_arn
@@ -206,6 +209,25 @@ def test_environment_is_the_template_globals_resolved(session):
     loaded = config.Config.from_env(env)
     assert loaded.source_buckets == ("src-one", "src-two")
     assert loaded.rpo_seconds == 120
+    assert loaded.allowed_accounts == ()  # no list: every account's events are accepted
+
+
+def test_allowed_accounts_always_include_the_stacks_own_account(session):
+    """Events of the stack's own buckets carry its account ID: a list of other accounts must not reject them."""
+    stack = make(session, AllowedAccounts="999988887777,444455556666")
+    loaded = config.Config.from_env(stack.environment)
+    assert loaded.allowed_accounts == (stack.account_id, "999988887777", "444455556666")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "functions"),
+    [
+        ("", ("IngestFunction", "MatcherFunction", "SweeperFunction")),
+        ("rate(6 hours)", ("IngestFunction", "MatcherFunction", "SweeperFunction", "ReconcileFunction")),
+    ],
+)
+def test_functions_are_the_templates_active_ones(session, schedule, functions):
+    assert make(session, ReconcileSchedule=schedule).functions == functions
 
 
 def test_archive_off_leaves_no_stream_and_an_empty_stream_name(session):

@@ -301,7 +301,9 @@ def test_ingest_sqs_batch_sample_is_a_lambda_sqs_event_of_parseable_bodies():
 
 
 # Samples of the matcher's and sweeper's Lambda events are checked in test_sample_events.py.
-INGEST_BODIES = sorted(p for p in EVENTS.glob("*.json") if not p.name.startswith(("matcher-", "sweeper-")))
+INGEST_BODIES = sorted(
+    p for p in EVENTS.glob("*.json") if not p.name.startswith(("matcher-", "sweeper-", "reconcile-"))
+)
 
 
 @pytest.mark.parametrize("path", INGEST_BODIES, ids=lambda p: p.name)

@@ -14,6 +14,7 @@ import pytest
 from cfnlint.api import lint_file
 
 from crrmon import config
+from crrmon.store import FAILED_INDEX
 from crrmon_local.cfn import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,9 +217,10 @@ def test_names_shared_with_the_code_exist():
         "IngestFunction": "AWS::Serverless::Function",
         "MatcherFunction": "AWS::Serverless::Function",
         "SweeperFunction": "AWS::Serverless::Function",
+        "ReconcileFunction": "AWS::Serverless::Function",
     }
     assert {name: tpl["Resources"][name]["Type"] for name in expected} == expected
-    for name in ("IngestFunction", "MatcherFunction", "SweeperFunction"):
+    for name in ("IngestFunction", "MatcherFunction", "SweeperFunction", "ReconcileFunction"):
         folder = name.removesuffix("Function").lower()
         assert tpl["Resources"][name]["Properties"]["CodeUri"].rstrip("/") == f"functions/{folder}"
     assert tpl["Globals"]["Function"]["Handler"] == "app.lambda_handler"
@@ -230,12 +232,19 @@ def test_table_matches_the_documented_item_model():
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "dest", "KeyType": "RANGE"},
     ]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "Overdue"
-    assert index["KeySchema"] == [
+    overdue, failed = table["GlobalSecondaryIndexes"]
+    assert overdue["IndexName"] == "Overdue"
+    assert overdue["KeySchema"] == [
         {"AttributeName": "ovd_pair", "KeyType": "HASH"},
         {"AttributeName": "first_seen", "KeyType": "RANGE"},
     ]
+    assert failed["IndexName"] == FAILED_INDEX
+    assert failed["KeySchema"] == [
+        {"AttributeName": "fail_pair", "KeyType": "HASH"},
+        {"AttributeName": "decided_at", "KeyType": "RANGE"},
+    ]
+    # What `crrmon failed` shows comes from the index alone.
+    assert {"src", "reason", "s_size"} <= set(failed["Projection"]["NonKeyAttributes"])
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["BillingMode"] == "PAY_PER_REQUEST"
@@ -440,13 +449,45 @@ def test_no_allow_statement_on_every_resource_beyond_the_listed_exceptions():
 def test_function_roles_carry_only_the_reviewed_managed_policies():
     roles = resources(translated(), "AWS::IAM::Role")
     function_roles = {n: r for n, r in roles.items() if n.endswith("FunctionRole")}
-    assert set(function_roles) == {"IngestFunctionRole", "MatcherFunctionRole", "SweeperFunctionRole"}
+    assert set(function_roles) == {
+        "IngestFunctionRole",
+        "MatcherFunctionRole",
+        "SweeperFunctionRole",
+        "ReconcileFunctionRole",
+    }
     for name, role in roles.items():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
             assert isinstance(arn, str), name
             policy = arn.split(":policy/", 1)[1]
             assert policy in ALLOWED_MANAGED_POLICIES, f"{name}: {policy}"
         assert "PermissionsBoundary" in role["Properties"], name
+
+
+def test_reconciliation_exists_only_with_a_schedule_and_lists_only_source_buckets():
+    tpl = template()
+    assert tpl["Parameters"]["ReconcileSchedule"]["Default"] == ""
+    assert tpl["Conditions"]["ReconcileEnabled"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReconcileSchedule"}, ""]}]}
+    conditional = {n for n, r in tpl["Resources"].items() if r.get("Condition") == "ReconcileEnabled"}
+    assert {"ReconcileFunction", "ReconcileLogGroup", "UntrackedVersionsAlarm", "ReconcileErrorsAlarm"} <= conditional
+    # Nothing else names the function: with the schedule off, the stack holds no part of it.
+    for name, resource in tpl["Resources"].items():
+        if name not in conditional:
+            assert "ReconcileFunction" not in json.dumps(resource), name
+    function = tpl["Resources"]["ReconcileFunction"]["Properties"]
+    (event,) = function["Events"].values()
+    assert event == {
+        "Type": "Schedule",
+        "Properties": {"Schedule": {"Ref": "ReconcileSchedule"}, "Description": event["Properties"]["Description"]},
+    }
+    assert function["Timeout"] == 900  # Lambda's maximum; a run stops listing 30 s before it
+    listing = [
+        s
+        for policy in function["Policies"]
+        for s in policy.get("Statement", [])
+        if isinstance(s, dict) and "s3:ListBucketVersions" in json.dumps(s.get("Action"))
+    ]
+    assert len(listing) == 1 and "SourceBuckets" in json.dumps(listing[0]["Resource"])
+    assert "DestinationBuckets" not in json.dumps(listing[0]["Resource"])
 
 
 def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():

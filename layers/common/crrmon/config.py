@@ -15,6 +15,7 @@ ENV_VARS = (
     "TABLE_NAME",
     "OVERDUE_INDEX_NAME",
     "TIMER_QUEUE_URL",
+    "EVENTS_QUEUE_URL",
     "EVENTS_DLQ_URL",
     "DELIVERY_STREAM_NAME",
     "ALERT_TOPIC_ARN",
@@ -43,6 +44,7 @@ class Config:
     table_name: str
     overdue_index_name: str = "Overdue"
     timer_queue_url: str = ""
+    events_queue_url: str = ""  # where reconciliation sends the events of versions the monitor missed
     events_dlq_url: str = ""  # where ingest parks bodies it cannot understand, with the reason
     delivery_stream_name: str = ""  # empty: archive disabled
     alert_topic_arn: str = ""  # empty: no digests
@@ -85,6 +87,7 @@ class Config:
             table_name=get("TABLE_NAME"),
             overdue_index_name=get("OVERDUE_INDEX_NAME", "Overdue"),
             timer_queue_url=get("TIMER_QUEUE_URL"),
+            events_queue_url=get("EVENTS_QUEUE_URL"),
             events_dlq_url=get("EVENTS_DLQ_URL"),
             delivery_stream_name=get("DELIVERY_STREAM_NAME"),
             alert_topic_arn=get("ALERT_TOPIC_ARN"),

@@ -17,7 +17,7 @@ from crrmon.config import Config
 from crrmon.metrics import Counters
 from crrmon.model import Status
 from crrmon.publish import Change, Publisher
-from crrmon.store import Store, Verdict, from_image, is_internal
+from crrmon.store import Store, Verdict, from_image, is_internal, pair_name
 from crrmon.timers import Timer, send_timers
 from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source
 
@@ -80,13 +80,13 @@ class Matcher:
         change = status_change(old, new)
         decision = decide(new, verify_mode=self.config.verify_mode)
         if isinstance(decision, Verdict):
-            now_s = self.clock()
             self.store.write_verdict(
                 new["pk"],
                 new["dest"],
                 decision,
-                now_ms=int(now_s * 1000),
-                expires_s=int(now_s) + self.config.record_retention_hours * 3600,
+                pair=pair_name(new.get("src") or "unknown", new["dest"]),
+                now_ms=int(self.clock() * 1000),
+                retention_s=self.config.record_retention_hours * 3600,
             )
             return change, None
         if decision == NEEDS_HEAD and not (old and has_source(old) and has_replica(old)):

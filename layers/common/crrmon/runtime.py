@@ -22,6 +22,7 @@ from crrmon.ingest import Ingest
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
 from crrmon.publish import Publisher
+from crrmon.reconcile import Reconciler
 from crrmon.store import Store
 from crrmon.sweep import Sweeper
 from crrmon.topology import TopologyCache, load_topology
@@ -66,9 +67,10 @@ def lambda_tracer():
     return Tracer()
 
 
-def lambda_entry(work: Callable[[dict, Counters], Any]) -> Callable[[dict, Any], Any]:
-    """A Lambda handler around `work(event, counters)`: structured logs with the Lambda context, the
-    cold-start metric, tracing when enabled, and the batch's counters written as EMF at the end."""
+def lambda_entry(work: Callable[..., Any], *, with_context: bool = False) -> Callable[[dict, Any], Any]:
+    """A Lambda handler around `work(event, counters)` (`work(event, counters, context)` with
+    `with_context`): structured logs with the Lambda context, the cold-start metric, tracing when
+    enabled, and the batch's counters written as EMF at the end."""
     from aws_lambda_powertools import Logger, Metrics
 
     logger, metrics, tracer = Logger(), Metrics(), lambda_tracer()
@@ -79,7 +81,7 @@ def lambda_entry(work: Callable[[dict, Counters], Any]) -> Callable[[dict, Any],
     def handler(event: dict, context: Any) -> Any:
         counters = Counters()
         try:
-            return work(event, counters)
+            return work(event, counters, context) if with_context else work(event, counters)
         finally:
             counters.flush()
 
@@ -151,4 +153,19 @@ def sweeper(counters: Counters) -> Sweeper:
         client("sqs"),
         counters,
         now,
+    )
+
+
+def reconciler(counters: Counters, context: Any) -> Reconciler:
+    """The scheduled reconciliation. Replayed events carry this function's account, as S3's would."""
+    return Reconciler(
+        config(),
+        store(),
+        client("s3"),
+        topology_cache(function_name()),
+        client("sqs"),
+        counters,
+        now,
+        account=context.invoked_function_arn.split(":")[4],
+        region=os.environ.get("AWS_REGION", ""),
     )

@@ -21,6 +21,8 @@ from crrmon.model import Status
 LEASE_PK = "__lease__"
 HEARTBEAT_PK = "__heartbeat__"  # sort key: a watched bucket; `last` = epoch s an event about it last arrived
 CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the last canary, `versions` to clean
+RECONCILE_PK = "__reconcile__"  # sort key: a source bucket; where its listing pass stands (crrmon.reconcile)
+FAILED_INDEX = "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range)
 BATCH_GET_KEYS = 100  # BatchGetItem takes up to 100 keys per request
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -212,12 +214,14 @@ class Store:
         dest: str,
         verdict: Verdict,
         *,
+        pair: str,
         now_ms: int,
-        expires_s: int,
+        retention_s: int,
         evidence: Mapping[str, Any] | None = None,
     ) -> bool:
         """Write a final verdict once, with any evidence found for it (a HEAD's answer) that the item lacks.
 
+        The item stays `retention_s` more (TTL); a FAILED one joins the sparse Failed index under `pair`.
         False when the item already has a final verdict (or is gone).
         """
         if not verdict.status.final:
@@ -229,7 +233,9 @@ class Store:
         update.set("latency_ms", verdict.latency_ms)
         update.set("missed_rpo", verdict.missed_rpo)
         update.set("decided_at", now_ms)
-        update.set("expires_at", expires_s)
+        update.set("expires_at", now_ms // 1000 + retention_s)
+        if verdict.status is Status.FAILED:
+            update.set("fail_pair", pair)
         for attribute, v in (evidence or {}).items():
             update.set_if_absent(attribute, v)
         update.remove("ovd_pair")
@@ -312,7 +318,26 @@ class Store:
             raise
         return True
 
-    # ---- bookkeeping items: heartbeats and canaries ------------------------------------------------
+    def release_lease(self, name: str, holder: str, *, now_s: int) -> None:
+        """End a lease early (only the holder can): the next scheduled run need not wait for it to lapse."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": LEASE_PK},
+                    "dest": {"S": name},
+                    "holder": {"S": holder},
+                    "until": {"N": str(now_s - 1)},
+                    "expires_at": {"N": str(now_s + 86400)},
+                },
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # ---- bookkeeping items: heartbeats, canaries, reconciliation ------------------------------------------------
     def beat(self, bucket: str, now_s: int, *, only_if_absent: bool = False) -> None:
         """Record that an event about `bucket` arrived at `now_s` (never moves `last` backwards).
 
@@ -333,15 +358,30 @@ class Store:
 
     def bookkeeping(self, pk: str, names: list[str]) -> dict[str, dict[str, Any]]:
         """The bookkeeping items `pk`/`name` for each name that has one: BatchGetItem, never a Scan."""
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(names), BATCH_GET_KEYS):
-            keys = [{"pk": {"S": pk}, "dest": {"S": n}} for n in names[start : start + BATCH_GET_KEYS]]
-            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        items = self._batch_get([(pk, name) for name in names], consistent=True)
+        return {item["dest"]: item for item in items}
+
+    def existing(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (pk, dest) items exist. Eventually consistent, keys only (reconciliation)."""
+        items = self._batch_get(keys, consistent=False, projection=("pk", "dest"))
+        return {(item["pk"], item["dest"]) for item in items}
+
+    def _batch_get(
+        self, keys: list[tuple[str, str]], *, consistent: bool, projection: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """BatchGetItem, 100 keys a request, unprocessed keys asked again (a few times, then an error)."""
+        found: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            request_keys = [{"pk": {"S": pk}, "dest": {"S": d}} for pk, d in unique[start : start + BATCH_GET_KEYS]]
+            spec: dict[str, Any] = {"Keys": request_keys, "ConsistentRead": consistent}
+            if projection:
+                spec["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(projection)))
+                spec["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(projection)}
+            request = {self.table_name: spec}
             for _attempt in range(5):
                 answer = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    plain = from_image(item)
-                    found[plain["dest"]] = plain
+                found.extend(from_image(item) for item in answer.get("Responses", {}).get(self.table_name, []))
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -364,8 +404,12 @@ class Store:
             ExpressionAttributeValues={**update.values, ":empty": {"L": []}, ":new": {"L": [{"S": entry}]}},
         )
 
-    def keep_canaries(self, bucket: str, entries: list[str]) -> None:
-        """The canary versions still to clean up (the schedule's lease keeps this single-writer)."""
+    def save_progress(self, pk: str, name: str, fields: dict[str, Any]) -> None:
+        """Overwrite the named attributes of a bookkeeping item (None removes one). Single writer: a lease."""
         update = _Update()
-        update.set("versions", entries)
-        self._update(CANARY_PK, bucket, update)
+        for attribute, value in fields.items():
+            if value is None:
+                update.remove(attribute)
+            else:
+                update.set(attribute, value)
+        self._update(pk, name, update)

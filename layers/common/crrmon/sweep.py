@@ -246,13 +246,13 @@ class Sweeper:
             self.store.mark_overdue(item["pk"], item["dest"], pair=pair, now_ms=int(self.clock() * 1000))
 
     def _write(self, item: dict[str, Any], verdict: Verdict, evidence: dict[str, Any] | None = None) -> None:
-        now_s = self.clock()
         self.store.write_verdict(
             item["pk"],
             item["dest"],
             verdict,
-            now_ms=int(now_s * 1000),
-            expires_s=int(now_s) + self.config.record_retention_hours * 3600,
+            pair=pair_name(item.get("src") or "unknown", item["dest"]),
+            now_ms=int(self.clock() * 1000),
+            retention_s=self.config.record_retention_hours * 3600,
             evidence=evidence or {},
         )
 
@@ -346,7 +346,7 @@ class Sweeper:
             entries = list(state.get("versions") or [])
             kept = [e for e in entries if not self._cleaned(s3, bucket, e, now_s)][-CANARIES_KEPT:]
             if kept != entries:
-                self.store.keep_canaries(bucket, kept)
+                self.store.save_progress(CANARY_PK, bucket, {"versions": kept})
             if now_s - state.get("last", 0) < self.config.canary_interval_minutes * 60:
                 continue
             body = json.dumps({"crr-monitor-canary": True, "written_at": int(now_s)}).encode()
