@@ -297,7 +297,16 @@ class Store:
         return from_image(items[0]) if items else None
 
     def acquire_lease(self, name: str, holder: str, *, now_s: int, duration_s: int) -> bool:
-        """A lease item so that scheduled runs never overlap."""
+        """A lease item so that scheduled runs never overlap: taken when free or lapsed."""
+        return self._lease(
+            name, holder, until_s=now_s + duration_s, condition="attribute_not_exists(pk) OR #u < :v", value=now_s
+        )
+
+    def release_lease(self, name: str, holder: str, *, now_s: int) -> None:
+        """End a lease early (only its holder can): the next scheduled run need not wait for it to lapse."""
+        self._lease(name, holder, until_s=now_s - 1, condition="holder = :v", value=holder)
+
+    def _lease(self, name: str, holder: str, *, until_s: int, condition: str, value: int | str) -> bool:
         try:
             self.dynamodb.put_item(
                 TableName=self.table_name,
@@ -305,37 +314,18 @@ class Store:
                     "pk": {"S": LEASE_PK},
                     "dest": {"S": name},
                     "holder": {"S": holder},
-                    "until": {"N": str(now_s + duration_s)},
-                    "expires_at": {"N": str(now_s + duration_s + 86400)},
+                    "until": {"N": str(until_s)},
+                    "expires_at": {"N": str(until_s + 86400)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR #u < :now",
-                ExpressionAttributeNames={"#u": "until"},
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
+                ConditionExpression=condition,
+                **({"ExpressionAttributeNames": {"#u": "until"}} if "#u" in condition else {}),
+                ExpressionAttributeValues={":v": _value(value)},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
-
-    def release_lease(self, name: str, holder: str, *, now_s: int) -> None:
-        """End a lease early (only the holder can): the next scheduled run need not wait for it to lapse."""
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table_name,
-                Item={
-                    "pk": {"S": LEASE_PK},
-                    "dest": {"S": name},
-                    "holder": {"S": holder},
-                    "until": {"N": str(now_s - 1)},
-                    "expires_at": {"N": str(now_s + 86400)},
-                },
-                ConditionExpression="holder = :me",
-                ExpressionAttributeValues={":me": {"S": holder}},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
 
     # ---- bookkeeping items: heartbeats, canaries, reconciliation ------------------------------------------------
     def beat(self, bucket: str, now_s: int, *, only_if_absent: bool = False) -> None:

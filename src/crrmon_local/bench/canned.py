@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "TABLE_NAME": "bench-ReplicationTable",
     "OVERDUE_INDEX_NAME": "Overdue",
     "TIMER_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/bench-TimerQueue",
+    "EVENTS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/bench-EventsQueue",
     "EVENTS_DLQ_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/bench-EventsDeadLetterQueue",
     "DELIVERY_STREAM_NAME": "bench-archive",
     "ALERT_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:bench-AlertTopic",
@@ -117,10 +118,14 @@ class _Raw:
 
 
 class CannedAws:
-    """A `before-send` handler: canned answers per (service, operation), an optional delay, a count."""
+    """A `before-send` handler: canned answers per (service, operation), an optional delay, a count.
 
-    def __init__(self, latency_s: float = 0.0):
+    `latency_s` delays every answer; `latencies` ("service.Operation" -> seconds) overrides it per operation.
+    """
+
+    def __init__(self, latency_s: float = 0.0, latencies: dict[str, float] | None = None):
         self.latency_s = latency_s
+        self.latencies = dict(latencies or {})
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.responders: dict[str, Responder] = {
@@ -142,8 +147,9 @@ class CannedAws:
         name = f"{service}.{operation}"
         with self._lock:
             self.calls[name] += 1
-        if self.latency_s:
-            time.sleep(self.latency_s)
+        delay = self.latencies.get(name, self.latency_s)
+        if delay:
+            time.sleep(delay)
         status, headers, body = self.responders[name](request)
         return AWSResponse(request.url, status, headers, _Raw(body))
 

@@ -196,6 +196,41 @@ def lambda_lines(
     return lines
 
 
+# ---------------------------------------------------------------- the scheduled reconciliation
+
+
+def reconcile_lines(
+    *,
+    listings: float,
+    read_units: float,
+    progress_writes: float,
+    sqs_requests: float,
+    lambda_seconds: float,
+    memory_mb: int,
+    arch: str = "arm64",
+) -> list[Line]:
+    """One reconciliation pass, per version listed (every argument is per version).
+
+    ListObjectVersions is billed at the LIST price (S3's PUT/COPY/POST/LIST tier); BatchGetItem by read
+    units, not requests; each progress UpdateItem writes a bookkeeping item under 1 KB (one write unit);
+    the untracked versions' events go out in SendMessageBatch requests. Lambda: GB-seconds for
+    `lambda_seconds` of duration. A run covers many thousand versions, so its invocation, its lease
+    writes and its per-millisecond rounding are left out.
+    """
+    return [
+        Line("S3", "ListObjectVersions (LIST requests)", listings, "s3_put_request"),
+        Line("DynamoDB", "BatchGetItem read units (keys only, eventual)", read_units, "dynamodb_read_unit"),
+        Line("DynamoDB", "progress UpdateItem, one per page", progress_writes, "dynamodb_write_unit"),
+        Line("SQS", "SendMessageBatch of untracked versions' events", sqs_requests, "sqs_request"),
+        Line(
+            "Lambda",
+            f"reconcile duration ({memory_mb} MB {arch})",
+            lambda_seconds * memory_mb / 1024,
+            f"lambda_gb_second_{arch}",
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- delivery of other regions' events
 
 # How S3 events of watched buckets outside the monitor's region reach its events queue. Either way the

@@ -6,8 +6,8 @@ import os
 import statistics
 from datetime import UTC, datetime
 
-from crrmon_local.bench import cost
-from crrmon_local.bench.speed import SweepRun, Timing
+from crrmon_local.bench import cost, speed
+from crrmon_local.bench.speed import ReconcileRun, SweepRun, Timing
 from crrmon_local.bench.usage import TEMPLATE, Scenario
 from crrmon_local.cfn import load_template
 
@@ -130,6 +130,200 @@ def _kib(n: float) -> str:
     return f"{n / KIB:,.0f} KiB"
 
 
+# ---------------------------------------------------------------- the scheduled reconciliation
+
+MILLION = 1_000_000
+
+
+def reconcile_lines(run: ReconcileRun, *, with_round_trips: bool) -> list[cost.Line]:
+    """One pass's bill per version listed: CPU as Lambda duration, plus the round trips when asked."""
+    per = 1 / run.versions
+    seconds = run.timing.cpu / run.versions
+    if with_round_trips:
+        seconds += speed.waiting_s(run.pass_calls) / run.versions
+    return cost.reconcile_lines(
+        listings=run.pass_calls["s3.ListObjectVersions"] * per,
+        read_units=run.read_units * per,
+        progress_writes=run.pass_calls["dynamodb.UpdateItem"] * per,
+        sqs_requests=run.sqs_requests * per,
+        lambda_seconds=seconds,
+        memory_mb=memory_mb(),
+        arch=architecture(),
+    )
+
+
+def architecture() -> str:
+    return (load_template(TEMPLATE)["Globals"]["Function"].get("Architectures") or ["x86_64"])[0].replace(
+        "x86_64", "x86"
+    )
+
+
+def _spread(values: list[float], scale: float = 1.0) -> str:
+    """The interquartile range, or the range when there are too few values for quartiles."""
+    if len(values) >= 4:
+        return _iqr(values, scale)
+    return f"{min(values) * scale:,.0f}-{max(values) * scale:,.0f}"
+
+
+def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) -> tuple[list[str], list[str]]:
+    """Section 7's Markdown, and its rows for the summary table."""
+    from crrmon.reconcile import RUN_MARGIN_S
+
+    out: list[str] = []
+    w = out.append
+    tracked, untracked, old, latency = runs["tracked"], runs["untracked"], runs["old"], runs["latency"]
+    cases = {"tracked": tracked, "untracked": untracked, "old": old}
+    labels = {
+        "tracked": "all tracked",
+        "untracked": "1% untracked",
+        "old": f"all older than the {tracked.retention_hours} h retention",
+    }
+    list_ms, rtt_ms = speed.LATENCIES_S["s3.ListObjectVersions"] * 1e3, speed.RTT_S * 1e3
+    w("## 7. Scheduled reconciliation")
+    w("")
+    w(
+        "The real handler (`functions/reconcile/app.py`, Powertools decorators included) run as its schedule "
+        "runs it, on AWS answered at botocore's HTTP layer as in section 1: one source bucket, one destination. "
+        "ListObjectVersions is answered with ListVersionsResult XML as S3 writes it (1,000 `Version` entries a "
+        "page, url-encoded keys, `IsTruncated`, `NextKeyMarker`, `NextVersionIdMarker`), BatchGetItem with "
+        "DynamoDB JSON holding those of the keys asked that exist; both are built before the clock starts. "
+        f'"All tracked": every version was written between 23 h and 10 min ago, inside the '
+        f"{tracked.retention_hours} h record retention and past the settle time, so every one is judged, and "
+        'every one has its item (the common case). "1% untracked": the same, but one version in a hundred has no '
+        'item, and its event is sent to the EventsQueue. "All older": every version was written before the '
+        "retention window, so it is listed and parsed but not asked about. Each timed run is a complete pass "
+        "from the first page; CPU is `time.process_time()`, median of the passes, after one warm-up pass."
+    )
+    w("")
+    w(
+        "| case | versions per pass | AWS calls per pass | CPU per pass, median (range) | CPU per 1,000 versions "
+        "| versions/s per core | of which canned answers | events fed |"
+    )
+    w("|---|---|---|---|---|---|---|---|")
+    for name, run in cases.items():
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(run.timing.calls.items()))
+        canned_share = statistics.median(run.canned_cpu_s) / run.timing.cpu
+        w(
+            f"| {labels[name]} | {run.versions:,} | {calls} | {run.timing.cpu * 1e3:,.0f} ms "
+            f"({_spread(run.timing.cpu_s, 1e3)}) | {run.cpu_ms_per_thousand:,.0f} ms "
+            f"| {run.versions / run.timing.cpu:,.0f} | {canned_share:.1%} | {run.fed:,} |"
+        )
+    w("")
+    waited = speed.waiting_s(latency.timing.calls)
+    page_kib = latency.list_bytes / max(1, latency.timing.calls["s3.ListObjectVersions"]) / KIB
+    w(
+        "The canned answers' own CPU (looking a page up; reading the keys asked and echoing those that exist) is "
+        "included in the figures: the share column. One more pass, of "
+        f"{latency.versions:,} versions with the suite's {rtt_ms:.0f} ms per AWS call (section 2) and "
+        f"{list_ms:.0f} ms per ListObjectVersions page (assumed: a page of 1,000 versions is {page_kib:,.0f} KiB "
+        f"of XML), took {latency.timing.wall * 1e3:,.0f} ms of wall time; its CPU "
+        f"({latency.timing.cpu * 1e3:,.0f} ms) plus every round trip one after the other ({waited * 1e3:,.0f} ms) "
+        f"is {(latency.timing.cpu + waited) * 1e3:,.0f} ms. The pass waits for each answer before its next request: "
+        "its duration is its CPU plus its round trips."
+    )
+    w("")
+    per = {name: MILLION / run.versions for name, run in cases.items()}
+    calls = {name: run.pass_calls for name, run in cases.items()}
+    keys_each = tracked.keys_asked / max(1, calls["tracked"]["dynamodb.BatchGetItem"])
+    w("| per million versions listed | " + " | ".join(labels.values()) + " | billed as |")
+    w("|---|" + "---|" * (len(cases) + 1))
+    rows = [
+        ("s3.ListObjectVersions", lambda c: calls[c]["s3.ListObjectVersions"], "LIST requests"),
+        (
+            f"dynamodb.BatchGetItem ({keys_each:,.0f} keys each, keys only, eventually consistent)",
+            lambda c: calls[c]["dynamodb.BatchGetItem"],
+            "read units, next row",
+        ),
+        ("DynamoDB read units", lambda c: cases[c].read_units, "0.5 per key asked, found or not (items under 4 KB)"),
+        (
+            "dynamodb.UpdateItem (progress, one per page)",
+            lambda c: calls[c]["dynamodb.UpdateItem"],
+            "one write unit each",
+        ),
+        (
+            "sqs.SendMessageBatch (events of untracked versions, 10 a request)",
+            lambda c: calls[c]["sqs.SendMessageBatch"],
+            "SQS requests, next row",
+        ),
+        ("SQS requests billed", lambda c: cases[c].sqs_requests, "one per 64 KB chunk of a request"),
+        ("events fed to the EventsQueue", lambda c: cases[c].fed, "—"),
+    ]
+    for label, value, billed in rows:
+        w(f"| {label} | " + " | ".join(f"{value(c) * per[c]:,.0f}" for c in cases) + f" | {billed} |")
+    w("")
+    w(
+        "Per run, not per version, and not in the figures: PutItem 2 (the lease, taken and released), "
+        f"BatchGetItem 1 (the `__reconcile__` items, strongly consistent: {tracked.bookkeeping_read_units:g} "
+        "read unit per bucket), ssm.GetParameter on a cold container."
+    )
+    w("")
+    bills = {
+        (name, rt): reconcile_lines(run, with_round_trips=rt) for name, run in cases.items() for rt in (False, True)
+    }
+    totals = {key: cost.total_per_million(bill, prices) for key, bill in bills.items()}
+    w(
+        f"Dollars per million versions listed, per pass, one destination, prices from `bench/prices.json`. Lambda "
+        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, or the CPU plus the "
+        f"round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the pass waits "
+        "for the network, so this is the nearer figure)."
+    )
+    w("")
+    w("| line item | " + " | ".join(labels.values()) + " |")
+    w("|---|" + "---|" * len(cases))
+    for i, line in enumerate(bills["tracked", False]):
+        for rt in (False, True) if line.service == "Lambda" else (False,):
+            cells = [bills[name, rt][i].usd_per_million(prices) for name in cases]
+            label = (
+                f"{line.item}, {'CPU plus round trips' if rt else 'CPU only'}"
+                if line.service == "Lambda"
+                else line.item
+            )
+            if any(cells):
+                w(f"| {line.service}: {label} | " + " | ".join(f"${c:,.4f}" for c in cells) + " |")
+    for rt in (False, True):
+        w(
+            f"| **total per million versions per pass, Lambda {'CPU plus round trips' if rt else 'CPU only'}** | "
+            + " | ".join(f"**${totals[name, rt]:,.4f}**" for name in cases)
+            + " |"
+        )
+    w("")
+    seconds = {name: (run.timing.cpu + speed.waiting_s(run.pass_calls)) / run.versions for name, run in cases.items()}
+    timeout = int(load_template(TEMPLATE)["Resources"]["ReconcileFunction"]["Properties"]["Timeout"])
+    run_s = timeout - RUN_MARGIN_S
+    reads = sum(x.usd_per_million(prices) for x in bills["tracked", True] if x.price == "dynamodb_read_unit")
+    w(
+        f"Reads are {reads / totals['tracked', True]:.0%} of the bill of a pass over versions inside the retention "
+        "window: one key per version and destination, whether or not the version is new; a second destination "
+        "doubles them, not the listing. Each version fed then costs what any monitored object costs (section 6), "
+        "its event coming through SendMessageBatch instead of S3's delivery. Left out, as not per version: each "
+        "run's invocation, lease writes and log lines."
+    )
+    w("")
+    billion_runs = seconds["old"] * 1e9 / run_s
+    w(
+        "The listing covers every version in the bucket, however old: a version older than the window costs no "
+        f"read, but its share of a LIST request and {old.cpu_ms_per_thousand / 1000:,.3f} ms of CPU "
+        f"(${totals['old', True]:,.4f} per million with the round trips). With its round trips a pass takes "
+        f"{seconds['tracked'] * MILLION:,.0f} s per million versions inside the window "
+        f"({tracked.timing.cpu / tracked.versions * MILLION:,.0f} s of it CPU) and "
+        f"{seconds['old'] * MILLION:,.0f} s per million older ones; a run lists for up to {run_s} s (the "
+        f"{timeout} s timeout less its {RUN_MARGIN_S} s margin): {run_s / seconds['tracked'] / MILLION:,.1f} or "
+        f"{run_s / seconds['old'] / MILLION:,.1f} million versions. A bucket holding a billion versions, however "
+        f"few of them recent, takes about {billion_runs:,.0f} runs ({seconds['old'] * 1e9 / 3600:,.0f} hours of "
+        f"Lambda, ${totals['old', True] * 1000:,.2f}) per pass, and a pass that outlasts the "
+        f"{tracked.retention_hours} h window leaves versions written behind it unjudged."
+    )
+    w("")
+    summary = [
+        f"| reconciliation CPU per 1,000 versions listed (all tracked) | {tracked.cpu_ms_per_thousand:,.0f} ms "
+        f"({tracked.versions / tracked.timing.cpu:,.0f} versions/s per core) | — | — |",
+        f"| reconciliation $ per million versions per pass (1 dest., all tracked) | "
+        f"${totals['tracked', True]:,.4f} (Lambda CPU plus round trips), ${totals['tracked', False]:,.4f} "
+        "(CPU only) | — | — |",
+    ]
+    return out, summary
+
+
 # ---------------------------------------------------------------- Markdown
 
 
@@ -145,6 +339,7 @@ def render(
     run_seconds: float,
     machine: str,
     quick: bool,
+    reconcile: dict[str, ReconcileRun] | None = None,
 ) -> str:
     import crrmon.ingest as ingest_module
 
@@ -160,7 +355,7 @@ def render(
     w(
         "Machines are shared and noisy: figures are medians over repeated runs (interquartile range beside "
         "them), compared as ratios with a baseline measured in the same run. No AWS account is used: AWS is "
-        "answered at botocore's HTTP layer (1, 2, 4), by moto (3) or by stubbed clients (5). "
+        "answered at botocore's HTTP layer (1, 2, 4, 7), by moto (3) or by stubbed clients (5). "
         "How to reproduce and read these: `docs/performance.md`."
     )
     w("")
@@ -648,6 +843,12 @@ def render(
     )
     w("")
 
+    # 7 ------------------------------------------------------------------------------------------
+    reconcile_summary: list[str] = []
+    if reconcile:
+        section, reconcile_summary = reconcile_section(reconcile, prices)
+        out.extend(section)
+
     # summary ------------------------------------------------------------------------------------
     summary = ["## Summary", "", "| figure | measured | target | ratio / status |", "|---|---|---|---|"]
     summary.append(
@@ -703,6 +904,7 @@ def render(
                 f"| break-even vs RTC, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
                 f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.3f}x; {_ok(be <= 256 * KIB)} |"
             )
+    summary.extend(reconcile_summary)
     summary.append("")
     out[summary_at:summary_at] = summary
     return "\n".join(out) + "\n"

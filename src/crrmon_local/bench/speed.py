@@ -374,3 +374,165 @@ def _status(value: str):
     from crrmon.model import Status
 
     return Status(value)
+
+
+# ---------------------------------------------------------------- 7: the scheduled reconciliation
+
+SCHEDULED_EVENT = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+RTT_S = 0.010  # the suite's round trip per AWS call (section 2)
+# A ListObjectVersions page of 1,000 versions is about 500 KB of XML: a longer round trip than the rest (assumed).
+LATENCIES_S = {"s3.ListObjectVersions": 0.030}
+
+
+@dataclass
+class ReconcileRun:
+    """Passes of the reconcile handler over one canned bucket listing; counts are per pass."""
+
+    case: str
+    versions: int  # listed per pass
+    untracked: int  # of which have no item in the table (their events are sent to the EventsQueue)
+    timing: Timing  # CPU and wall per pass; `calls`: the last pass's requests by operation
+    canned_cpu_s: list[float]  # the canned answers' own CPU per pass (included in timing.cpu_s)
+    existing_requests: int  # BatchGetItem requests about versions (Store.existing)
+    keys_asked: int
+    read_units: float  # of those requests
+    bookkeeping_read_units: float  # the `__reconcile__` items read at the start of the run
+    sqs_requests: int  # SendMessageBatch, billed per 64 KB chunk
+    fed: int  # events accepted by the EventsQueue, from the handler's counters
+    list_bytes: int  # ListObjectVersions XML parsed
+    result: dict[str, Any]
+    latencies_s: dict[str, float] = field(default_factory=dict)  # per operation; "*" for any other
+    retention_hours: int = 24  # the record retention the handler judged against
+
+    @property
+    def cpu_ms_per_thousand(self) -> float:
+        return self.timing.cpu / self.versions * 1e6
+
+    @property
+    def pass_calls(self) -> Counter:
+        """The requests that grow with the versions listed: per page, per 100 keys, per 10 events. Left out:
+        the run's own (lease PutItems, the BatchGetItem of the `__reconcile__` items, SSM on a cold start)."""
+        calls = self.timing.calls
+        return Counter(
+            {
+                "s3.ListObjectVersions": calls.get("s3.ListObjectVersions", 0),
+                "dynamodb.BatchGetItem": self.existing_requests,
+                "dynamodb.UpdateItem": calls.get("dynamodb.UpdateItem", 0),
+                "sqs.SendMessageBatch": calls.get("sqs.SendMessageBatch", 0),
+            }
+        )
+
+
+def waiting_s(calls: Counter, latencies: dict[str, float] | None = None) -> float:
+    """Seconds spent waiting for `calls` made one after the other, at `latencies` per operation ("*": any
+    other; default RTT_S and LATENCIES_S). The reconciliation makes its calls one at a time."""
+    latencies = {"*": RTT_S, **LATENCIES_S} if latencies is None else latencies
+    return sum(n * latencies.get(op, latencies.get("*", 0.0)) for op, n in calls.items())
+
+
+def _reconcile_passes(
+    aws: canned.CannedAws, listing: workload.Listing, rounds: int, case: str, latencies: dict[str, float] | None = None
+) -> ReconcileRun:
+    """`rounds` runs of the real reconcile handler, each a complete fresh pass over `listing`."""
+    from crrmon import runtime
+
+    handler = load_handler("reconcile")
+    spent = {"cpu": 0.0, "sqs": 0, "fed": 0}
+
+    def timed(responder):
+        def answer(request):
+            t = time.process_time()
+            try:
+                return responder(request)
+            finally:
+                spent["cpu"] += time.process_time() - t
+
+        return answer
+
+    def send_batch(request):
+        from crrmon_local.bench import cost
+
+        entries = json.loads(request.body)["Entries"]
+        spent["sqs"] += cost.chunked_requests(sum(len(e["MessageBody"].encode()) for e in entries))
+        spent["fed"] += len(entries)
+        return canned._sqs_batch(request)
+
+    saved = dict(aws.responders)
+    aws.responders["s3.ListObjectVersions"] = timed(listing.list_object_versions)
+    aws.responders["dynamodb.BatchGetItem"] = timed(listing.batch_get_item)
+    aws.responders["sqs.SendMessageBatch"] = timed(send_batch)
+    aws.latencies = {k: v for k, v in (latencies or {}).items() if k != "*"}
+    aws.latency_s = (latencies or {}).get("*", 0.0)
+    timing, canned_cpu = Timing(), []
+    try:
+        for _ in range(rounds):
+            aws.reset()
+            listing.reset()
+            spent.update(cpu=0.0, sqs=0, fed=0)
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                result = handler(dict(SCHEDULED_EVENT), FakeContext("bench-reconcile"))
+                cpu1, wall1 = time.process_time(), time.perf_counter()
+            answer = result.get(workload.SOURCE, {})
+            if not answer.get("complete") or answer.get("listed") != listing.versions:
+                raise RuntimeError(f"the reconcile handler did not finish its pass over the canned listing: {result}")
+            timing.cpu_s.append(cpu1 - cpu0)
+            timing.wall_s.append(wall1 - wall0)
+            timing.stdout_bytes.append(len(buffer.getvalue().encode()))
+            timing.calls = Counter(aws.calls)
+            canned_cpu.append(spent["cpu"])
+    finally:
+        aws.responders.clear()
+        aws.responders.update(saved)
+        aws.latencies, aws.latency_s = {}, 0.0
+    return ReconcileRun(
+        case=case,
+        versions=listing.versions,
+        untracked=answer["untracked"],
+        timing=timing,
+        canned_cpu_s=canned_cpu,
+        existing_requests=listing.existing_requests,
+        keys_asked=listing.keys_asked,
+        read_units=listing.read_units,
+        bookkeeping_read_units=listing.bookkeeping_read_units,
+        sqs_requests=spent["sqs"],
+        fed=spent["fed"],
+        list_bytes=listing.list_bytes,
+        result=answer,
+        latencies_s=dict(latencies or {}),
+        retention_hours=runtime.config().record_retention_hours,
+    )
+
+
+def reconcile(
+    versions: int = 20_000,
+    rounds: int = 3,
+    *,
+    untracked_versions: int = 5_000,
+    untracked_rounds: int = 3,
+    old_versions: int = 4_000,
+    latency_versions: int = 2_000,
+) -> dict[str, ReconcileRun]:
+    """The scheduled reconciliation on canned AWS, one source bucket and one destination.
+
+    "tracked": every version listed is inside the retention window and has its item (the common case).
+    "untracked": 1% have none and are fed to the EventsQueue. "old": every version is older than the
+    retention window (listed and parsed, never asked about). "latency": one pass with RTT_S per AWS call
+    (LATENCIES_S for a listing page), to check that the pass waits for its round trips one after the
+    other. One small pass first warms the container (imports, clients, the topology from SSM), as a
+    scheduled run finds it after the first.
+    """
+    warnings.filterwarnings("ignore")
+    aws = canned.install()
+    _reconcile_passes(aws, workload.Listing(2_000), 1, "warm-up")
+    out = {
+        "tracked": _reconcile_passes(aws, workload.Listing(versions), rounds, "tracked"),
+        "untracked": _reconcile_passes(
+            aws, workload.Listing(untracked_versions, untracked_every=100), untracked_rounds, "untracked"
+        ),
+        "old": _reconcile_passes(aws, workload.Listing(old_versions, age_hours=(90 * 24, 48)), rounds, "old"),
+    }
+    latencies = {"*": RTT_S, **LATENCIES_S}
+    out["latency"] = _reconcile_passes(aws, workload.Listing(latency_versions), 1, "latency", latencies)
+    return out

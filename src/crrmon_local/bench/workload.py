@@ -10,7 +10,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from crrmon.store import make_pk
+from crrmon.store import is_internal, make_pk
 from crrmon_local import emulator
 from crrmon_local.bench.canned import ACCOUNT, ENVIRONMENT, REGION
 
@@ -137,3 +137,134 @@ def final_item_answer(_request) -> tuple[int, dict[str, str], bytes]:
     _, final = object_items(0)
     body = json.dumps({"Items": [_image(final)], "Count": 1, "ScannedCount": 1}, default=int)
     return 200, {"Content-Type": "application/x-amz-json-1.0"}, body.encode()
+
+
+# ---------------------------------------------------------------- the scheduled reconciliation
+
+LIST_PAGE_SIZE = 1000  # ListObjectVersions' maximum; the pages below are cut at it
+_OWNER = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
+_VERSION_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._"
+
+
+def _iso(time_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_s)) + f".{int(time_s * 1000) % 1000:03d}Z"
+
+
+class Listing:
+    """A versioned source bucket as ListObjectVersions shows it, and the table's answers about it.
+
+    `n` versions of distinct keys (sorted as S3 lists them), written evenly between `age_hours` ago (by
+    default 23 h to 10 min: inside the default 24 h record retention and past the settle time, so every
+    one is judged), one destination. Every `untracked_every`-th version (0: none) has no item in the
+    table; every other version's item exists. The S3 answers are real ListVersionsResult XML (url-encoded
+    keys, as botocore asks for), built once here so the timed runs spend their CPU in botocore and the
+    handler, not in building answers.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        untracked_every: int = 0,
+        age_hours: tuple[float, float] = (23.0, 10 / 60),
+        destination: str = DESTINATION,
+        seed: int = 7,
+    ):
+        import random
+        from urllib.parse import quote
+        from xml.sax.saxutils import escape
+
+        rng = random.Random(seed)
+        oldest, newest = time.time() - age_hours[0] * 3600, time.time() - age_hours[1] * 3600
+        rows = []
+        for i in range(n):
+            hour = i * 24 // max(1, n)
+            key = f"data/2026/11/27/{hour:02d}/part-{i:07d}-{rng.getrandbits(32):08x}.snappy.parquet"
+            vid = "".join(rng.choices(_VERSION_ID_ALPHABET, k=32))
+            modified = oldest + (newest - oldest) * i / max(1, n)
+            rows.append((key, vid, 100_000 + rng.randrange(10_000_000), f"{rng.getrandbits(128):032x}", modified))
+        rows.sort()
+        self.destination = destination
+        self.versions = len(rows)
+        self.untracked = (
+            {make_pk(vid, key) for j, (key, vid, *_) in enumerate(rows) if (j + 1) % untracked_every == 0}
+            if untracked_every
+            else set()
+        )
+        self.pages: dict[tuple[str, str], bytes] = {}
+        marker = ("", "")
+        for start in range(0, max(1, len(rows)), LIST_PAGE_SIZE):
+            page = rows[start : start + LIST_PAGE_SIZE]
+            truncated = start + LIST_PAGE_SIZE < len(rows)
+            last = page[-1] if page else ("", "")
+            head = [
+                '<?xml version="1.0" encoding="UTF-8"?>\n',
+                '<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+                f"<Name>{SOURCE}</Name><Prefix></Prefix>",
+                f"<KeyMarker>{quote(marker[0], safe='/')}</KeyMarker><VersionIdMarker>{marker[1]}</VersionIdMarker>",
+            ]
+            if truncated:
+                head.append(
+                    f"<NextKeyMarker>{quote(last[0], safe='/')}</NextKeyMarker>"
+                    f"<NextVersionIdMarker>{last[1]}</NextVersionIdMarker>"
+                )
+            head.append(
+                f"<MaxKeys>{LIST_PAGE_SIZE}</MaxKeys><EncodingType>url</EncodingType>"
+                f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+            )
+            body = [
+                f"<Version><Key>{escape(quote(key, safe='/'))}</Key><VersionId>{vid}</VersionId>"
+                f"<IsLatest>true</IsLatest><LastModified>{_iso(modified)}</LastModified>"
+                f"<ETag>&quot;{etag}&quot;</ETag><ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm>"
+                f"<ChecksumType>FULL_OBJECT</ChecksumType><Size>{size}</Size>"
+                f"<Owner><ID>{_OWNER}</ID></Owner><StorageClass>STANDARD</StorageClass></Version>"
+                for key, vid, size, etag, modified in page
+            ]
+            self.pages[marker] = "".join([*head, *body, "</ListVersionsResult>"]).encode()
+            marker = (last[0], last[1])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was asked (per pass)."""
+        self.list_bytes = 0
+        self.existing_requests = 0  # BatchGetItem requests about object versions
+        self.keys_asked = 0  # keys in BatchGetItem requests about object versions (Store.existing)
+        self.keys_found = 0
+        self.read_units = 0.0  # of those requests: 0.5 per key eventually consistent, 1 strongly (items < 4 KB)
+        self.bookkeeping_keys = 0  # `__reconcile__` items read at the start of a run
+        self.bookkeeping_read_units = 0.0
+
+    def list_object_versions(self, request) -> tuple[int, dict[str, str], bytes]:
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+        if query.get("max-keys") != [str(LIST_PAGE_SIZE)]:
+            raise ValueError(f"the canned listing is cut in pages of {LIST_PAGE_SIZE}, asked {query.get('max-keys')}")
+        marker = (query.get("key-marker", [""])[0], query.get("version-id-marker", [""])[0])
+        body = self.pages[marker]
+        self.list_bytes += len(body)
+        return 200, {"Content-Type": "application/xml"}, body
+
+    def batch_get_item(self, request) -> tuple[int, dict[str, str], bytes]:
+        """Every key asked exists, but the untracked versions' and the bookkeeping items (a fresh pass)."""
+        responses = {}
+        about_versions = False
+        for table, spec in json.loads(request.body)["RequestItems"].items():
+            unit = 1.0 if spec.get("ConsistentRead") else 0.5  # every item asked is billed, found or not
+            found = []
+            for key in spec["Keys"]:
+                pk = key["pk"]["S"]
+                if is_internal(pk):  # bookkeeping items: no "#", unlike any version's pk
+                    self.bookkeeping_keys += 1
+                    self.bookkeeping_read_units += unit
+                    continue
+                about_versions = True
+                self.keys_asked += 1
+                self.read_units += unit
+                if pk not in self.untracked and key["dest"]["S"] == self.destination:
+                    found.append(key)
+            self.keys_found += len(found)
+            responses[table] = found
+        self.existing_requests += about_versions
+        body = json.dumps({"Responses": responses, "UnprocessedKeys": {}}).encode()
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
