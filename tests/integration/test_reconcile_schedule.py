@@ -133,7 +133,18 @@ def test_replicas_in_bidirectional_buckets_are_known(world, session):
     assert event["detail"]["object"]["version-id"] == unseen["version_id"]
 
 
-def test_delete_markers_are_fed_where_their_rule_replicates_them(world, session):
+def test_delete_markers_are_left_to_the_command(world, session):
+    """A listing cannot tell a lifecycle expiration's marker (never replicated) from a DeleteObject's."""
+    lost(world, "gone/marker")
+    world.s3.delete_object(Bucket=SRC, Key="gone/marker")
+    world.clock.advance(SETTLED)
+    result = run_reconcile(world)
+    assert result[SRC]["listed"] == 2 and result[SRC]["untracked"] == 1
+    (event,) = fed_events(world)
+    assert event["detail-type"] == "Object Created"
+
+
+def test_untracked_asks_about_the_destinations_each_rule_sends_a_version_to(world, session):
     """moto's GetBucketReplication drops DeleteMarkerReplication, so the rules are given here."""
     rules = {
         SRC: [

@@ -4,8 +4,10 @@ Events can be lost before they reach the monitor (a notification misconfigured f
 EventBridge rule disabled, a forwarder deleted). Reconciliation lists each watched source bucket's
 versions with ListObjectVersions, asks the table (BatchGetItem, keys only) whether each version
 written within the record retention window has its item per expected destination, and sends the
-ones it lacks to the EventsQueue as the "Object Created" / "Object Deleted" event S3 would have
-sent. From there the monitor handles them like any other version: a deadline, HEADs, a verdict.
+ones it lacks to the EventsQueue as the "Object Created" event S3 would have sent. From there the
+monitor handles them like any other version: a deadline, HEADs, a verdict. The scheduled run leaves
+delete markers out (see `Reconciler._bucket`); `crrmon reconcile --feed` sends them, as the operator
+asks, as "Object Deleted" events.
 
 The scheduled run (ReconcileSchedule in template.yaml) lists a bounded number of pages per run and
 remembers, per bucket, where its pass stands (`__reconcile__` items), so a pass over a large bucket
@@ -203,7 +205,9 @@ class Reconciler:
             now_s = self.clock()
             versions = versions_of_page(page)
             oldest = now_s - self.config.record_retention_hours * 3600 + STALE_MARGIN_S
-            judged = [v for v in versions if oldest <= v.modified_s <= now_s - SETTLE_S]
+            # Delete markers are left out: a listing cannot tell a DeleteObject's marker from a lifecycle
+            # expiration's, which S3 never replicates; replaying one as a DeleteObject would fail it.
+            judged = [v for v in versions if not v.delete_marker and oldest <= v.modified_s <= now_s - SETTLE_S]
             lost = untracked(self.store, topology, bucket, judged)
             if lost:
                 self._feed(bucket, topology, [version for version, _ in lost])
