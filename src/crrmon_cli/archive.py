@@ -216,8 +216,9 @@ def failed_rows(ctx: Context, args, *, limit: int | None, token: str | None) -> 
     since_s = float(state.get("s", since(window, now_s)))
     source = failed_source(ctx, args, since_s, now_s)
     if source == "table":
-        rows, following = failed_from_table(ctx, args, since_s=since_s, now_s=now_s, limit=limit, token=state.get("i"))
-        return rows, encode_token({"i": following, "s": since_s}) if following else None
+        inner = encode_token(state["i"]) if state.get("i") else None  # the index pager's own token
+        rows, following = failed_from_table(ctx, args, since_s=since_s, now_s=now_s, limit=limit, token=inner)
+        return rows, encode_token({"i": decode_token(following), "s": since_s}) if following else None
     if source == "athena":
         athena = Athena(ctx, args)
         if limit is None:

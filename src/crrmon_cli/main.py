@@ -7,7 +7,9 @@ missing stacks and missing permissions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import os
 import sys
 import time
@@ -281,6 +283,12 @@ def main(
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`crrmon failed | head`): stop quietly. Python flushes stdout once more
+        # at exit, so point it at /dev/null first (the recipe of Python's signal module documentation).
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):  # not a file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

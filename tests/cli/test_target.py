@@ -90,3 +90,21 @@ def test_every_command_has_help(command, capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert f"usage: crrmon {command}" in text and "--output" in text and "--stack" in text and "Exit codes" in text
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(world, cli, monkeypatch, capsys):
+    """`crrmon failed | head -1`: the pipe closes while rows are written; no traceback, exit 1."""
+    from crrmon_cli.main import main
+
+    overdue_item("piped/one", "v1", first_seen_ms=int(world.clock() * 1000) - 600_000)
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    code = main(["overdue", "--local", cli.stack_file], session=world.session, now=world.clock)
+    assert code == 1 and "Traceback" not in capsys.readouterr().err
