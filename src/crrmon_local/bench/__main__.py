@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, samples, timers, objects = (5, 3, 10_000, 8) if args.quick else (30, 9, 100_000, 40)
     # Reconciliation: versions listed per pass (all tracked; 1% untracked; all older than the retention).
-    versions, untracked, old = (4_000, 2_000, 2_000) if args.quick else (20_000, 5_000, 4_000)
+    versions, untracked, old = (4_000, 2_000, 2_000) if args.quick else (20_000, 3_000, 3_000)
 
     started = time.perf_counter()
 

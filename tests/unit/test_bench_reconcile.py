@@ -1,0 +1,116 @@
+"""The benchmark of the scheduled reconciliation (`make bench` section 7), on small passes: the real
+handler on canned AWS makes the requests a pass must make, and the report bills what it counted."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import boto3
+import pytest
+
+from crrmon_local.bench import cost, report, speed
+
+TRACKED, UNTRACKED, OLD, LATENCY = 2_550, 1_500, 1_200, 1_000
+
+
+@pytest.fixture(scope="module")
+def runs():
+    from crrmon import runtime
+
+    saved = dict(os.environ)
+    try:
+        yield speed.reconcile(
+            TRACKED,
+            2,
+            untracked_versions=UNTRACKED,
+            untracked_rounds=1,
+            old_versions=OLD,
+            latency_versions=LATENCY,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        runtime.reset()
+        boto3.DEFAULT_SESSION = None
+
+
+@pytest.fixture(scope="module")
+def prices() -> cost.PriceTable:
+    return cost.load_prices()
+
+
+def test_a_tracked_pass_lists_every_page_and_asks_the_table_100_keys_at_a_time(runs):
+    run = runs["tracked"]
+    calls = run.timing.calls
+    assert run.result["complete"] and run.versions == run.result["listed"] == TRACKED
+    assert calls["s3.ListObjectVersions"] == math.ceil(TRACKED / 1000) == 3
+    # every version is judged: one key each (one destination), 100 keys a request, pages of 1,000
+    assert run.keys_asked == TRACKED and run.existing_requests == math.ceil(TRACKED / 100) == 26
+    assert calls["dynamodb.BatchGetItem"] == run.existing_requests + 1  # and the `__reconcile__` items, once
+    assert run.read_units == TRACKED / 2 and run.bookkeeping_read_units == 1
+    assert calls["dynamodb.UpdateItem"] == calls["s3.ListObjectVersions"]  # progress after each page, then done
+    assert calls["dynamodb.PutItem"] == 2  # the lease, taken and released
+    assert run.untracked == run.fed == run.sqs_requests == 0 and "sqs.SendMessageBatch" not in calls
+    assert len(run.timing.cpu_s) == 2
+
+
+def test_untracked_versions_are_fed_ten_events_a_request(runs):
+    run = runs["untracked"]
+    assert run.versions == UNTRACKED and run.untracked == UNTRACKED // 100 == 15
+    assert run.fed == run.untracked
+    # pages of 1,000 and 500 versions: 10 and 5 untracked, one SendMessageBatch each, each under 64 KB
+    assert run.timing.calls["sqs.SendMessageBatch"] == run.sqs_requests == 2
+    assert run.keys_asked == UNTRACKED  # found or not, every key is asked and billed
+
+
+def test_versions_older_than_the_retention_are_listed_but_never_asked_about(runs):
+    run = runs["old"]
+    assert run.result["listed"] == OLD and run.result["untracked"] == 0
+    assert run.timing.calls["s3.ListObjectVersions"] == 2
+    assert run.existing_requests == run.keys_asked == 0 and run.read_units == 0
+    assert run.timing.calls["dynamodb.BatchGetItem"] == 1  # the `__reconcile__` items only
+
+
+def test_cpu_figures_are_plausible_and_mostly_the_handlers_own(runs):
+    for name in ("tracked", "untracked", "old"):
+        run = runs[name]
+        assert 1 < run.cpu_ms_per_thousand < 5_000, name
+        assert all(0 <= c < 0.25 * t for c, t in zip(run.canned_cpu_s, run.timing.cpu_s, strict=True)), name
+    # listing without asking the table costs less than listing and asking it
+    assert runs["old"].cpu_ms_per_thousand < runs["tracked"].cpu_ms_per_thousand
+
+
+def test_with_latency_the_pass_waits_for_every_round_trip_one_after_the_other(runs):
+    run = runs["latency"]
+    calls = run.timing.calls
+    assert calls["s3.ListObjectVersions"] == 1 and run.existing_requests == 10
+    expected = 0.030 * calls["s3.ListObjectVersions"] + 0.010 * (sum(calls.values()) - calls["s3.ListObjectVersions"])
+    assert speed.waiting_s(calls) == pytest.approx(expected)
+    assert run.timing.wall >= expected  # the canned answers sleep that long, one call at a time
+
+
+def test_a_pass_is_billed_from_its_counts(runs, prices):
+    run = runs["tracked"]
+    cpu_only = {line.item: line for line in report.reconcile_lines(run, with_round_trips=False)}
+    waiting = {line.item: line for line in report.reconcile_lines(run, with_round_trips=True)}
+    listing = cpu_only["ListObjectVersions (LIST requests)"]
+    assert listing.quantity == pytest.approx(3 / TRACKED)
+    assert listing.usd_per_million(prices) == pytest.approx(3 / TRACKED * 1e6 * 0.005 / 1000)
+    reads = cpu_only["BatchGetItem read units (keys only, eventual)"]
+    assert reads.usd_per_million(prices) == pytest.approx(0.5 * 0.125)  # one key per version, 0.5 unit each
+    [lambda_cpu] = [x for x in cpu_only.values() if x.service == "Lambda"]
+    [lambda_waiting] = [x for x in waiting.values() if x.service == "Lambda"]
+    seconds = run.timing.cpu / TRACKED
+    assert lambda_cpu.quantity == pytest.approx(seconds * 256 / 1024)
+    assert lambda_waiting.quantity == pytest.approx((seconds + speed.waiting_s(run.pass_calls) / TRACKED) * 0.25)
+    assert cost.total_per_million(waiting.values(), prices) > cost.total_per_million(cpu_only.values(), prices)
+
+
+def test_the_report_has_a_reconciliation_section_and_summary_rows(runs, prices):
+    section, summary = report.reconcile_section(runs, prices)
+    text = "\n".join(section)
+    assert text.startswith("## 7. Scheduled reconciliation")
+    assert f"{runs['tracked'].cpu_ms_per_thousand:,.0f} ms" in text
+    assert "| s3.ListObjectVersions | 1,176 | 1,333 | 1,667 | LIST requests |" in text  # 3, 2 and 2 pages
+    assert len(summary) == 2 and all(row.startswith("| reconciliation ") for row in summary)
