@@ -213,8 +213,9 @@ class Reconciler:
                 self._feed(bucket, topology, [version for version, _ in lost])
             progress["listed"] += len(versions)
             progress["untracked"] += len(lost)
-            self.counters.add("ReconcileVersionsListed", len(versions), dimensions)
-            self.counters.add("ReconcileVersionsChecked", len(judged), dimensions)
+            # Per bucket only what an operator acts on (each dimension set is a billed custom metric).
+            self.counters.add("ReconcileVersionsListed", len(versions))
+            self.counters.add("ReconcileVersionsChecked", len(judged))
             self.counters.add("ReconcileUntrackedVersions", len(lost), dimensions)
             if not page.get("IsTruncated"):
                 break
@@ -231,7 +232,7 @@ class Reconciler:
             bucket,
             {"km": None, "vm": None, "done_at": int(self.clock()), "last_pass_seconds": seconds, **progress},
         )
-        self.counters.add("ReconcilePassesCompleted", 1, dimensions)
+        self.counters.add("ReconcilePassesCompleted", 1)
         log = logger.warning if progress["untracked"] else logger.info
         log("reconciliation pass complete", extra={"bucket": bucket, "seconds": seconds, **progress})
         return {"complete": True, **progress}
@@ -240,6 +241,6 @@ class Reconciler:
         region = topology.regions.get(bucket) or self.region
         events = [object_event(v, bucket=bucket, region=region, account=self.account) for v in versions]
         sent = send_events(self.sqs, self.config.events_queue_url, events)
-        self.counters.add("ReconcileEventsFed", sent, (("Bucket", bucket),))
+        self.counters.add("ReconcileEventsFed", sent)
         if sent < len(events):
             raise RuntimeError(f"the EventsQueue accepted {sent} of {len(events)} replayed events")
