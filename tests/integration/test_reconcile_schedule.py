@@ -165,6 +165,29 @@ def test_untracked_asks_about_the_destinations_each_rule_sends_a_version_to(worl
     assert event["detail"]["reason"] == "DeleteObject" and "size" not in event["detail"]["object"]
 
 
+def test_a_pass_asks_the_table_only_about_versions_written_since_the_last_pass(world, session):
+    for i in range(3):
+        lost(world, f"again/{i}")
+    world.clock.advance(SETTLED + 120)  # written well before the pass: its judgement of them is final
+    asked: list[str] = []
+
+    def count(params, **_):
+        for table in params["RequestItems"].values():
+            asked.extend(k["pk"]["S"].split("#", 1)[1] for k in table["Keys"] if not k["pk"]["S"].startswith("__"))
+
+    session.events.register("provide-client-params.dynamodb.BatchGetItem", count)
+    assert run_reconcile(world)[SRC]["untracked"] == 3
+    assert sorted(asked) == [f"again/{i}" for i in range(3) for _ in (DST, DST2)]
+    world.run()
+    world.clock.advance(3600)  # long after the first pass: its versions were judged by it
+    later = lost(world, "again/later")
+    written_at(SRC, "again/later", later["version_id"], world.clock() - SETTLED)
+    asked.clear()
+    second = run_reconcile(world)
+    assert second[SRC]["listed"] == 4 and second[SRC]["untracked"] == 1
+    assert sorted(asked) == ["again/later", "again/later"]
+
+
 def test_a_large_bucket_is_listed_over_several_runs(world, session, monkeypatch):
     monkeypatch.setattr(reconcile, "LIST_PAGE_SIZE", 4)
     versions = {f"many/{i:02d}": lost(world, f"many/{i:02d}") for i in range(10)}

@@ -199,12 +199,15 @@ class Reconciler:
             "untracked": state.get("untracked", 0) if started else 0,
         }
         markers = {"KeyMarker": state["km"], "VersionIdMarker": state.get("vm", "")} if started else {}
+        # The last complete pass judged every version written before it started, less the settling
+        # time: this pass reads the table only about the versions written since.
+        checked_before = state["last_started"] - SETTLE_S - 60 if "last_started" in state else 0
         dimensions = (("Bucket", bucket),)
         while True:
             page = self.s3.list_object_versions(Bucket=bucket, MaxKeys=LIST_PAGE_SIZE, **markers)
             now_s = self.clock()
             versions = versions_of_page(page)
-            oldest = now_s - self.config.record_retention_hours * 3600 + STALE_MARGIN_S
+            oldest = max(now_s - self.config.record_retention_hours * 3600 + STALE_MARGIN_S, checked_before)
             # Delete markers are left out: a listing cannot tell a DeleteObject's marker from a lifecycle
             # expiration's, which S3 never replicates; replaying one as a DeleteObject would fail it.
             judged = [v for v in versions if not v.delete_marker and oldest <= v.modified_s <= now_s - SETTLE_S]
@@ -230,7 +233,14 @@ class Reconciler:
         self.store.save_progress(
             RECONCILE_PK,
             bucket,
-            {"km": None, "vm": None, "done_at": int(self.clock()), "last_pass_seconds": seconds, **progress},
+            {
+                "km": None,
+                "vm": None,
+                "done_at": int(self.clock()),
+                "last_started": progress["started"],
+                "last_pass_seconds": seconds,
+                **progress,
+            },
         )
         self.counters.add("ReconcilePassesCompleted", 1)
         log = logger.warning if progress["untracked"] else logger.info
