@@ -4,7 +4,8 @@ Per watched bucket: versioning, EventBridge notifications, and for sources the r
 their metrics (S3 sends replication failure events only for rules with metrics on) and a
 notification for those events. Per other region: a forwarder (an EventBridge rule targeting the
 monitor's bus). Per stack: KMS key policies that let EventBridge, S3 and SNS into the encrypted
-queue and CloudWatch into the encrypted alert topic, alert subscriptions, and dead letters.
+queue and CloudWatch into the encrypted alert topic, alert subscriptions, dead letters, and where
+each source bucket's scheduled reconciliation stands.
 
 PutBucketNotificationConfiguration replaces a bucket's whole configuration, so where a bucket needs
 a change, doctor prints the merged configuration (existing entries kept) to apply.
@@ -19,8 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from crrmon.store import RECONCILE_PK
 from crrmon.topology import bucket_region
 from crrmon_cli.context import Context
+from crrmon_cli.output import duration
 
 REPLICATION_EVENTS = [
     "s3:Replication:OperationFailedReplication",
@@ -292,6 +295,61 @@ class Doctor:
                 f"aws sns subscribe --topic-arn {arn} --protocol email --notification-endpoint you@example.com",
             )
 
+    def reconciliation(self, sources: list[str]) -> None:
+        """Where each source bucket's scheduled reconciliation stands (its `__reconcile__` item)."""
+        states = self.ctx.store().bookkeeping(RECONCILE_PK, sources)
+        if not states:
+            self.add(
+                "INFO",
+                "reconcile",
+                "ReconcileSchedule",
+                "no reconciliation pass recorded: lost events are found only by running crrmon reconcile",
+                "set ReconcileSchedule, e.g. rate(6 hours), to list the source buckets on a schedule",
+            )
+            return
+        now_s = self.ctx.now()
+        window_s = self.ctx.target.retention_seconds
+        for bucket in sources:
+            state = states.get(bucket)
+            if state is None:
+                self.add("INFO", "reconcile", bucket, "no pass recorded yet")
+                continue
+            if "km" in state and now_s - state["started"] > window_s:
+                self.add(
+                    "WARN",
+                    "reconcile",
+                    bucket,
+                    f"a pass under way since {duration(now_s - state['started'])}, longer than the "
+                    f"{duration(window_s)} the table keeps: versions written meanwhile may go unchecked",
+                    "run crrmon reconcile with S3 Inventory reports for this bucket, or run the schedule more often",
+                )
+                continue
+            if "done_at" not in state:
+                self.add("INFO", "reconcile", bucket, f"first pass under way: {state.get('listed', 0)} versions listed")
+                continue
+            last = (
+                f"last pass ended {duration(now_s - state['done_at'])} ago: {state.get('listed', 0)} versions "
+                f"in {duration(state.get('last_pass_seconds', 0))}"
+            )
+            if state.get("last_pass_seconds", 0) > window_s:
+                self.add(
+                    "WARN",
+                    "reconcile",
+                    bucket,
+                    f"{last}, longer than the {duration(window_s)} the table keeps",
+                    "run crrmon reconcile with S3 Inventory reports for this bucket",
+                )
+            elif state.get("untracked") and "km" not in state:
+                self.add(
+                    "WARN",
+                    "reconcile",
+                    bucket,
+                    f"{last}; {state['untracked']} version(s) had never reached the monitor (sent in since)",
+                    "an event path was broken: check this bucket's findings above, and the forwarder of its region",
+                )
+            else:
+                self.add("OK", "reconcile", bucket, last)
+
     def dead_letters(self) -> None:
         sqs = self.ctx.aws.client("sqs")
         for name, url, fix in (
@@ -360,6 +418,8 @@ def doctor(ctx: Context, args) -> int:
         if target.alert_topic_arn:
             d.guarded("alerts", "AlertTopic", d.alert_topic)
         d.guarded("dead letters", "queues", d.dead_letters)
+        if target.table_name and sources:
+            d.guarded("reconcile", "ReplicationTable", d.reconciliation, sources)
     findings = sorted(d.findings, key=lambda f: SEVERITY_ORDER[f.severity])
     rows = [asdict(f) for f in findings]
     notes = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.integration.conftest import BIDI_A, BIDI_B, TAGGED
+
 from .conftest import ACCOUNT, DST, REGION, SRC, deny
 
 
@@ -98,3 +100,32 @@ def test_doctor_permission_errors_are_findings_and_exit_2(world, cli):
     assert versioning["severity"] == "ERROR"
     assert f"s3:GetBucketVersioning on arn:aws:s3:::{SRC}" in versioning["finding"]
     assert _findings(answer, "eventbridge", SRC)  # the other checks still ran
+
+
+def test_doctor_reports_where_reconciliation_stands(world, cli):
+    from crrmon import runtime
+    from crrmon.store import RECONCILE_PK
+
+    _, answer = cli.json("doctor")
+    [off] = _findings(answer, "reconcile")
+    assert off["severity"] == "INFO" and "ReconcileSchedule" in off["fix"]
+
+    store, now = runtime.store(), int(world.clock())
+    store.save_progress(
+        RECONCILE_PK,
+        SRC,
+        {"started": now - 900, "done_at": now - 600, "last_pass_seconds": 300, "listed": 12000, "untracked": 0},
+    )
+    store.save_progress(
+        RECONCILE_PK, BIDI_A, {"started": now - 900, "done_at": now - 600, "last_pass_seconds": 300, "untracked": 3}
+    )
+    store.save_progress(RECONCILE_PK, BIDI_B, {"started": now - 2 * 86400, "km": "k", "vm": "v", "listed": 9})
+    _, answer = cli.json("doctor")
+    [fine] = _findings(answer, "reconcile", SRC)
+    assert fine["severity"] == "OK" and fine["finding"] == "last pass ended 10m00s ago: 12000 versions in 5m00s"
+    [lossy] = _findings(answer, "reconcile", BIDI_A)
+    assert lossy["severity"] == "WARN" and "3 version(s) had never reached the monitor" in lossy["finding"]
+    [slow] = _findings(answer, "reconcile", BIDI_B)
+    assert slow["severity"] == "WARN" and "under way since 2d00h" in slow["finding"] and "Inventory" in slow["fix"]
+    [new] = _findings(answer, "reconcile", TAGGED)
+    assert new["severity"] == "INFO" and new["finding"] == "no pass recorded yet"
