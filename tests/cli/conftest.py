@@ -15,9 +15,8 @@ from botocore.exceptions import ClientError
 from crrmon import runtime
 from crrmon.store import Store, make_pk, pair_name
 from crrmon_cli.main import main
-from crrmon_local import emulator
 from tests.integration import conftest as harness
-from tests.integration.conftest import ACCOUNT, DST, DST2, REGION, REGIONS, RPO, SRC, World
+from tests.integration.conftest import ACCOUNT, DST, DST2, REGION, REGIONS, RPO, SRC, World  # noqa: F401 (for the CLI tests)
 
 # The integration harness's fixtures: buckets with rules, the stack from template.yaml, a fake clock.
 aws, clock, world = harness.aws, harness.clock, harness.world
@@ -86,17 +85,7 @@ def fail(world: World, key: str, *, dest: str = DST, reason: str = "DstPutObject
     """An object whose replication to `dest` S3 reports failed, driven through the whole pipeline."""
     obj = world.put(SRC, key)
     world.send(world.created_event(SRC, key, obj))
-    record = emulator.replication_failure(
-        bucket=SRC,
-        key=key,
-        version_id=obj["version_id"],
-        destination_bucket=dest,
-        reason=reason,
-        rule_id="to-west",
-        time_s=world.clock(),
-        region=REGION,
-    )
-    world.send(emulator.in_sns([record], topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:s3-failures"))
+    world.send(world.failure_notification(SRC, key, obj, dest, reason=reason, rule_id="to-west"))
     world.run()
     return obj
 

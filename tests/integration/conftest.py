@@ -102,6 +102,23 @@ class World:
             **extra,
         )
 
+    def failure_notification(
+        self, src: str, key: str, obj: dict, dest: str, *, reason: str = "DstPutObjectNotPermitted", rule_id: str
+    ) -> str:
+        """S3's OperationFailedReplication notification of `obj`'s replication to `dest`, in SNS (the
+        forwarder topic's delivery)."""
+        record = emulator.replication_failure(
+            bucket=src,
+            key=key,
+            version_id=obj["version_id"],
+            destination_bucket=dest,
+            reason=reason,
+            rule_id=rule_id,
+            time_s=self.clock(),
+            region=REGIONS[src],
+        )
+        return emulator.in_sns([record], topic_arn=f"arn:aws:sns:{REGIONS[src]}:{ACCOUNT}:s3-failures")
+
     def replicate(self, src: str, key: str, obj: dict, dest: str, *, status: str | None = "COMPLETED", **extra):
         facts = emulator.replicate(self.s3, src, key, obj["version_id"], dest, **extra)
         if status:

@@ -17,7 +17,7 @@ from crrmon_local import emulator
 from crrmon_local.cfn import load_template, translate
 from crrmon_local.lambdas import RUNNING, invoke, load_handler
 
-from .conftest import ACCOUNT, BIDI_A, BIDI_B, DST, DST2, REGION, RPO, SRC, TAGGED, TEMPLATE
+from .conftest import BIDI_A, BIDI_B, DST, DST2, REGION, RPO, SRC, TAGGED, TEMPLATE
 
 PARAMETERS = {
     "SourceBuckets": f"{SRC},{BIDI_A},{BIDI_B},{TAGGED}",
@@ -227,17 +227,7 @@ def tour(world) -> None:
     late_obj = world.put(SRC, late)
     emulator.set_replication_status(SRC, late, late_obj["version_id"], "PENDING")
     world.send(world.created_event(SRC, late, late_obj))
-    failed = emulator.replication_failure(
-        bucket=SRC,
-        key=late,
-        version_id=late_obj["version_id"],
-        destination_bucket=DST2,
-        reason="DstBucketNotFound",
-        rule_id="to-eu",
-        time_s=world.clock(),
-        region=REGION,
-    )
-    world.send(emulator.in_sns([failed], topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:s3-failures"))
+    world.send(world.failure_notification(SRC, late, late_obj, DST2, reason="DstBucketNotFound", rule_id="to-eu"))
     world.send("not an event")  # parked in the events DLQ
     world.advance(RPO + 1)
     world.schedule()

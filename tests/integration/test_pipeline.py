@@ -128,17 +128,7 @@ def test_s3_failure_event_fails_with_its_reason(world):
     key = "fail/denied"
     obj = world.put(SRC, key)
     world.send(world.created_event(SRC, key, obj))
-    record = emulator.replication_failure(
-        bucket=SRC,
-        key=key,
-        version_id=obj["version_id"],
-        destination_bucket=DST,
-        reason="DstPutObjectNotPermitted",
-        rule_id="to-west",
-        time_s=world.clock(),
-        region="us-east-1",
-    )
-    world.send(emulator.in_sns([record], topic_arn="arn:aws:sns:us-east-1:123456789012:s3-failures"))
+    world.send(world.failure_notification(SRC, key, obj, DST, rule_id="to-west"))
     world.run()
     line = one(world.lines_for(key), destination_bucket=DST)
     assert line["status"] == "FAILED" and line["reason"] == "DstPutObjectNotPermitted"
