@@ -214,24 +214,27 @@ def failed_rows(ctx: Context, args, *, limit: int | None, token: str | None) -> 
     state = decode_token(token)
     window = args.since or f"{ctx.target.retention_seconds}s"
     since_s = float(state.get("s", since(window, now_s)))
-    source = failed_source(ctx, args, since_s, now_s)
+    # The first page chooses where to read; the following pages read on there (time moves on).
+    source = state.get("src") or failed_source(ctx, args, since_s, now_s)
     if source == "table":
         inner = encode_token(state["i"]) if state.get("i") else None  # the index pager's own token
         rows, following = failed_from_table(ctx, args, since_s=since_s, now_s=now_s, limit=limit, token=inner)
-        return rows, encode_token({"i": decode_token(following), "s": since_s}) if following else None
+        return rows, encode_token({"src": source, "i": decode_token(following), "s": since_s}) if following else None
     if source == "athena":
         athena = Athena(ctx, args)
         if limit is None:
             return [_failed_row(r) for r in athena.all(failed_sql(athena, args, since_s, now_s))], None
         execution_id = state.get("q") or athena.start(failed_sql(athena, args, since_s, now_s))
         rows, athena_token = athena.page(execution_id, state.get("t"), limit)
-        following = encode_token({"q": execution_id, "t": athena_token, "s": since_s}) if athena_token else None
+        following = (
+            encode_token({"src": source, "q": execution_id, "t": athena_token, "s": since_s}) if athena_token else None
+        )
         return [_failed_row(r) for r in rows], following
     rows = failed_lines_from_archive(ctx, args, since_s, now_s)
     if limit is None:
         return rows, None
     offset = int(state.get("o", 0))
-    following = encode_token({"o": offset + limit, "s": since_s}) if offset + limit < len(rows) else None
+    following = encode_token({"src": source, "o": offset + limit, "s": since_s}) if offset + limit < len(rows) else None
     return rows[offset : offset + limit], following
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from crrmon.reconcile import SETTLE_S, STALE_MARGIN_S
 from crrmon.store import RECONCILE_PK
 from crrmon.topology import bucket_region
 from crrmon_cli.context import Context
@@ -308,43 +309,43 @@ class Doctor:
             )
             return
         now_s = self.ctx.now()
-        window_s = self.ctx.target.retention_seconds
+        # A version is judged while inside the table's window: from the start of one complete pass to
+        # the end of the next, no more than the window less the margins may pass.
+        horizon_s = self.ctx.target.retention_seconds - STALE_MARGIN_S - SETTLE_S
+        fix = (
+            "list this bucket with crrmon reconcile (S3 Inventory reports for large buckets), "
+            "or run the schedule more often"
+        )
         for bucket in sources:
             state = states.get(bucket)
             if state is None:
                 self.add("INFO", "reconcile", bucket, "no pass recorded yet")
                 continue
-            if "km" in state and now_s - state["started"] > window_s:
-                self.add(
-                    "WARN",
-                    "reconcile",
-                    bucket,
-                    f"a pass under way since {duration(now_s - state['started'])}, longer than the "
-                    f"{duration(window_s)} the table keeps: versions written meanwhile may go unchecked",
-                    "run crrmon reconcile with S3 Inventory reports for this bucket, or run the schedule more often",
-                )
-                continue
-            if "done_at" not in state:
-                self.add("INFO", "reconcile", bucket, f"first pass under way: {state.get('listed', 0)} versions listed")
+            under_way = f"; a pass under way: {state.get('listed', 0)} versions listed" if "km" in state else ""
+            if "last_started" not in state:
+                age = now_s - state.get("started", now_s)
+                severity = "WARN" if age > horizon_s else "INFO"
+                self.add(severity, "reconcile", bucket, f"first pass under way for {duration(age)}{under_way}", fix)
                 continue
             last = (
-                f"last pass ended {duration(now_s - state['done_at'])} ago: {state.get('listed', 0)} versions "
-                f"in {duration(state.get('last_pass_seconds', 0))}"
+                f"last pass ended {duration(now_s - state['done_at'])} ago: {state.get('last_listed', 0)} versions "
+                f"in {duration(state.get('last_pass_seconds', 0))}{under_way}"
             )
-            if state.get("last_pass_seconds", 0) > window_s:
+            if now_s - state["last_started"] > horizon_s:
                 self.add(
                     "WARN",
                     "reconcile",
                     bucket,
-                    f"{last}, longer than the {duration(window_s)} the table keeps",
-                    "run crrmon reconcile with S3 Inventory reports for this bucket",
+                    f"{last}; it started {duration(now_s - state['last_started'])} ago, more than the "
+                    f"{duration(horizon_s)} a pass may take before versions leave the table's window unchecked",
+                    fix,
                 )
-            elif state.get("untracked") and "km" not in state:
+            elif state.get("last_untracked"):
                 self.add(
                     "WARN",
                     "reconcile",
                     bucket,
-                    f"{last}; {state['untracked']} version(s) had never reached the monitor (sent in since)",
+                    f"{last}; {state['last_untracked']} version(s) had never reached the monitor (sent in since)",
                     "an event path was broken: check this bucket's findings above, and the forwarder of its region",
                 )
             else:

@@ -111,21 +111,26 @@ def test_doctor_reports_where_reconciliation_stands(world, cli):
     assert off["severity"] == "INFO" and "ReconcileSchedule" in off["fix"]
 
     store, now = runtime.store(), int(world.clock())
+    done = {"done_at": now - 600, "last_pass_seconds": 300, "last_listed": 12000}
     store.save_progress(
-        RECONCILE_PK,
-        SRC,
-        {"started": now - 900, "done_at": now - 600, "last_pass_seconds": 300, "listed": 12000, "untracked": 0},
+        RECONCILE_PK, SRC, {**done, "last_started": now - 900, "last_untracked": 0, "km": "k", "listed": 3000}
     )
-    store.save_progress(
-        RECONCILE_PK, BIDI_A, {"started": now - 900, "done_at": now - 600, "last_pass_seconds": 300, "untracked": 3}
-    )
-    store.save_progress(RECONCILE_PK, BIDI_B, {"started": now - 2 * 86400, "km": "k", "vm": "v", "listed": 9})
+    store.save_progress(RECONCILE_PK, BIDI_A, {**done, "last_started": now - 900, "last_untracked": 3})
+    store.save_progress(RECONCILE_PK, BIDI_B, {**done, "last_started": now - 86400})
+    store.save_progress(RECONCILE_PK, TAGGED, {"started": now - 2 * 86400, "km": "k", "listed": 9})
     _, answer = cli.json("doctor")
     [fine] = _findings(answer, "reconcile", SRC)
-    assert fine["severity"] == "OK" and fine["finding"] == "last pass ended 10m00s ago: 12000 versions in 5m00s"
+    assert fine["severity"] == "OK"
+    assert (
+        fine["finding"] == "last pass ended 10m00s ago: 12000 versions in 5m00s; a pass under way: 3000 versions listed"
+    )
     [lossy] = _findings(answer, "reconcile", BIDI_A)
     assert lossy["severity"] == "WARN" and "3 version(s) had never reached the monitor" in lossy["finding"]
-    [slow] = _findings(answer, "reconcile", BIDI_B)
-    assert slow["severity"] == "WARN" and "under way since 2d00h" in slow["finding"] and "Inventory" in slow["fix"]
-    [new] = _findings(answer, "reconcile", TAGGED)
-    assert new["severity"] == "INFO" and new["finding"] == "no pass recorded yet"
+    [stale] = _findings(answer, "reconcile", BIDI_B)  # 24 h since its last pass began: coverage lost
+    assert stale["severity"] == "WARN" and "started 1d00h ago, more than the 23h15m" in stale["finding"]
+    assert "Inventory" in stale["fix"]
+    [slow] = _findings(answer, "reconcile", TAGGED)
+    assert (
+        slow["severity"] == "WARN"
+        and slow["finding"] == "first pass under way for 2d00h; a pass under way: 9 versions listed"
+    )

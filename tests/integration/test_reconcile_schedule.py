@@ -188,6 +188,35 @@ def test_a_pass_asks_the_table_only_about_versions_written_since_the_last_pass(w
     assert sorted(asked) == ["again/later", "again/later"]
 
 
+def test_a_multipart_upload_dated_before_the_last_pass_is_still_asked_about(world, session):
+    """S3 dates a multipart upload's version from the upload's start: completed after a pass went by,
+    it can carry a date the next pass would otherwise take as already judged."""
+    world.clock.advance(SETTLED)
+    first = run_reconcile(world)[SRC]
+    assert first["complete"] and first["listed"] == 0
+    upload = world.s3.create_multipart_upload(Bucket=SRC, Key="big/upload")
+    part = world.s3.upload_part(
+        Bucket=SRC, Key="big/upload", UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    done = world.s3.complete_multipart_upload(
+        Bucket=SRC,
+        Key="big/upload",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    assert done["ETag"].strip('"').endswith("-1")
+    started_at = first["started"] - 2 * 3600  # the upload began two hours before the first pass
+    written_at(SRC, "big/upload", done["VersionId"], started_at)
+    plain = lost(world, "plain/old")
+    written_at(SRC, "plain/old", plain["version_id"], started_at)
+    world.clock.advance(SETTLED + 120)
+
+    second = run_reconcile(world)[SRC]
+    assert second["listed"] == 2 and second["untracked"] == 1
+    (event,) = fed_events(world)
+    assert event["detail"]["object"]["key"] == "big/upload"
+
+
 def test_a_large_bucket_is_listed_over_several_runs(world, session, monkeypatch):
     monkeypatch.setattr(reconcile, "LIST_PAGE_SIZE", 4)
     versions = {f"many/{i:02d}": lost(world, f"many/{i:02d}") for i in range(10)}

@@ -34,7 +34,9 @@ logger = Logger(child=True)
 
 REPLAYED_IP = "127.0.0.1"  # source-ip-address of a replayed event: it comes from reconciliation, not a client
 REPLAYED_REQUEST_ID = "crrmon-reconcile"
-SETTLE_S = 300  # versions younger than this may still have their events on the way: not judged yet
+# Versions younger than this may still have their events on the way, or being retried: an event that
+# ingest failed on waits the EventsQueue's visibility timeout (360 s) up to 5 times before its DLQ.
+SETTLE_S = 1800
 STALE_MARGIN_S = 900  # ingest ignores events older than the retention; stay clear of that edge
 LIST_PAGE_SIZE = 1000  # ListObjectVersions' maximum
 RUN_MARGIN_S = 30  # stop listing this long before the Lambda's time is up
@@ -79,6 +81,11 @@ def versions_of_page(page: dict[str, Any]) -> list[Version]:
         for m in page.get("DeleteMarkers", [])
     )
     return found
+
+
+def is_multipart(version: Version) -> bool:
+    """A multipart upload's ETag ends in -<number of parts>."""
+    return bool(version.etag) and "-" in version.etag
 
 
 def object_event(version: Version, *, bucket: str, region: str, account: str) -> dict[str, Any]:
@@ -173,7 +180,11 @@ class Reconciler:
             return {"skipped": "another run holds the lease"}
         try:
             topology = self.topology.get()
-            buckets = sorted(b for b, rules in topology.sources.items() if any(r.enabled for r in rules))
+            # SourceBuckets only: the role may list no other (a topology override can name more).
+            watched = set(self.config.source_buckets) or set(topology.sources)
+            buckets = sorted(
+                b for b, rules in topology.sources.items() if b in watched and any(r.enabled for r in rules)
+            )
             states = self.store.bookkeeping(RECONCILE_PK, buckets)
             # Passes under way first (they were cut short), then the bucket whose last pass is oldest.
             buckets.sort(key=lambda b: ("km" not in states.get(b, {}), states.get(b, {}).get("done_at", 0)))
@@ -187,6 +198,7 @@ class Reconciler:
                     logger.warning("reconciliation of a bucket failed", extra={"bucket": bucket, "error": repr(error)})
                     self.counters.add("ReconcileErrors", 1, (("Bucket", bucket),))
                     result[bucket] = {"error": type(error).__name__}
+                self.counters.flush()
             return result
         finally:
             self.store.release_lease(LEASE, self.holder, now_s=int(self.clock()))
@@ -200,17 +212,24 @@ class Reconciler:
         }
         markers = {"KeyMarker": state["km"], "VersionIdMarker": state.get("vm", "")} if started else {}
         # The last complete pass judged every version written before it started, less the settling
-        # time: this pass reads the table only about the versions written since.
+        # time: this pass reads the table only about the versions written since. Multipart uploads
+        # excepted: S3 dates them from the upload's start, so one completed after that pass's listing
+        # went by can carry an earlier date.
         checked_before = state["last_started"] - SETTLE_S - 60 if "last_started" in state else 0
         dimensions = (("Bucket", bucket),)
         while True:
             page = self.s3.list_object_versions(Bucket=bucket, MaxKeys=LIST_PAGE_SIZE, **markers)
             now_s = self.clock()
             versions = versions_of_page(page)
-            oldest = max(now_s - self.config.record_retention_hours * 3600 + STALE_MARGIN_S, checked_before)
+            oldest = now_s - self.config.record_retention_hours * 3600 + STALE_MARGIN_S
             # Delete markers are left out: a listing cannot tell a DeleteObject's marker from a lifecycle
             # expiration's, which S3 never replicates; replaying one as a DeleteObject would fail it.
-            judged = [v for v in versions if not v.delete_marker and oldest <= v.modified_s <= now_s - SETTLE_S]
+            judged = [
+                v
+                for v in versions
+                if not v.delete_marker
+                and max(oldest, 0 if is_multipart(v) else checked_before) <= v.modified_s <= now_s - SETTLE_S
+            ]
             lost = untracked(self.store, topology, bucket, judged)
             if lost:
                 self._feed(bucket, topology, [version for version, _ in lost])
@@ -220,6 +239,7 @@ class Reconciler:
             self.counters.add("ReconcileVersionsListed", len(versions))
             self.counters.add("ReconcileVersionsChecked", len(judged))
             self.counters.add("ReconcileUntrackedVersions", len(lost), dimensions)
+            self.counters.flush()  # now: a run the Lambda timeout ends never reaches the handler's flush
             if not page.get("IsTruncated"):
                 break
             markers = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page.get("NextVersionIdMarker", "")}
@@ -239,6 +259,8 @@ class Reconciler:
                 "done_at": int(self.clock()),
                 "last_started": progress["started"],
                 "last_pass_seconds": seconds,
+                "last_listed": progress["listed"],
+                "last_untracked": progress["untracked"],
                 **progress,
             },
         )

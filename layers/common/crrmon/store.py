@@ -6,7 +6,9 @@ arrive before its source, and a final verdict is written exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,6 +26,7 @@ CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the l
 RECONCILE_PK = "__reconcile__"  # sort key: a source bucket; where its listing pass stands (crrmon.reconcile)
 FAILED_INDEX = "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range)
 BATCH_GET_KEYS = 100  # BatchGetItem takes up to 100 keys per request
+BATCH_GET_TRIES = 6
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -120,10 +123,18 @@ class _Update:
 
 
 class Store:
-    def __init__(self, dynamodb, table_name: str, overdue_index_name: str = "Overdue"):
+    def __init__(
+        self,
+        dynamodb,
+        table_name: str,
+        overdue_index_name: str = "Overdue",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.dynamodb = dynamodb
         self.table_name = table_name
         self.overdue_index_name = overdue_index_name
+        self.sleep = sleep  # back-off between retries of unprocessed keys
 
     def _update(self, pk: str, dest: str, update: _Update, condition: str | None = None, returns: str = "NONE"):
         kwargs: dict[str, Any] = {
@@ -359,7 +370,9 @@ class Store:
     def _batch_get(
         self, keys: list[tuple[str, str]], *, consistent: bool, projection: tuple[str, ...] = ()
     ) -> list[dict[str, Any]]:
-        """BatchGetItem, 100 keys a request, unprocessed keys asked again (a few times, then an error)."""
+        """BatchGetItem, 100 keys a request. Unprocessed keys (the table's throughput exceeded) are asked
+        again after a jittered exponential back-off, as AWS advises; still unprocessed after 6 tries (about
+        3 s), an error."""
         found: list[dict[str, Any]] = []
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), BATCH_GET_KEYS):
@@ -369,7 +382,9 @@ class Store:
                 spec["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(projection)))
                 spec["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(projection)}
             request = {self.table_name: spec}
-            for _attempt in range(5):
+            for attempt in range(BATCH_GET_TRIES):
+                if attempt:
+                    self.sleep(random.uniform(0, 0.05 * 2**attempt))
                 answer = self.dynamodb.batch_get_item(RequestItems=request)
                 found.extend(from_image(item) for item in answer.get("Responses", {}).get(self.table_name, []))
                 request = answer.get("UnprocessedKeys") or {}

@@ -187,8 +187,8 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
         "ListObjectVersions is answered with ListVersionsResult XML as S3 writes it (1,000 `Version` entries a "
         "page, url-encoded keys, `IsTruncated`, `NextKeyMarker`, `NextVersionIdMarker`), BatchGetItem with "
         "DynamoDB JSON holding those of the keys asked that exist; both are built before the clock starts. "
-        f'"All tracked": every version was written between 23 h and 10 min ago, inside the '
-        f"{tracked.retention_hours} h record retention and past the settle time, so every one is judged, and "
+        f'"All tracked": every version was written between 23 h and 40 min ago, inside the '
+        f"{tracked.retention_hours} h record retention and past the 30 min settle time, so every one is judged, and "
         'every one has its item (the common case). "1% untracked": the same, but one version in a hundred has no '
         'item, and its event is sent to the EventsQueue. "All older": every version was written before the '
         "retention window, so it is listed and parsed but not asked about. Each timed run is a complete pass "

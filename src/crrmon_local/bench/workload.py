@@ -154,7 +154,7 @@ class Listing:
     """A versioned source bucket as ListObjectVersions shows it, and the table's answers about it.
 
     `n` versions of distinct keys (sorted as S3 lists them), written evenly between `age_hours` ago (by
-    default 23 h to 10 min: inside the default 24 h record retention and past the settle time, so every
+    default 23 h to 40 min: inside the default 24 h record retention and past the 30 min settle time, so every
     one is judged), one destination. Every `untracked_every`-th version (0: none) has no item in the
     table; every other version's item exists. The S3 answers are real ListVersionsResult XML (url-encoded
     keys, as botocore asks for), built once here so the timed runs spend their CPU in botocore and the
@@ -166,7 +166,7 @@ class Listing:
         n: int,
         *,
         untracked_every: int = 0,
-        age_hours: tuple[float, float] = (23.0, 10 / 60),
+        age_hours: tuple[float, float] = (23.0, 40 / 60),
         destination: str = DESTINATION,
         seed: int = 7,
     ):
