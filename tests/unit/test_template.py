@@ -488,6 +488,10 @@ def test_reconciliation_exists_only_with_a_schedule_and_lists_only_source_bucket
     ]
     assert len(listing) == 1 and "SourceBuckets" in json.dumps(listing[0]["Resource"])
     assert "DestinationBuckets" not in json.dumps(listing[0]["Resource"])
+    # What SAM generates for the function (role, schedule rule, invoke permission) carries the condition.
+    generated = {n: r for n, r in translated()["Resources"].items() if n.startswith("ReconcileFunction")}
+    assert {r["Type"] for r in generated.values()} >= {"AWS::IAM::Role", "AWS::Events::Rule", "AWS::Lambda::Permission"}
+    assert {r.get("Condition") for r in generated.values()} == {"ReconcileEnabled"}
 
 
 def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():
