@@ -90,19 +90,6 @@ def fail(world: World, key: str, *, dest: str = DST, reason: str = "DstPutObject
     return obj
 
 
-def replicated(world: World, key: str, *, after_s: float = 3) -> dict:
-    """An object replicated to both destinations `after_s` seconds after its source event."""
-    obj = world.put(SRC, key)
-    world.send(world.created_event(SRC, key, obj))
-    world.run()
-    world.clock.advance(after_s)
-    world.replicate(SRC, key, obj, DST)
-    world.replicate(SRC, key, obj, DST2)
-    world.send(world.created_event(DST, key, obj), world.created_event(DST2, key, obj))
-    world.run()
-    return obj
-
-
 class Recorder:
     """Remembers the parameters of every call of one operation (what the command sent)."""
 

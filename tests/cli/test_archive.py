@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moto.athena.models import QueryResults, athena_backends
 
-from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, replicated
+from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail
 
 
 def test_failed_empty(world, cli):
@@ -15,7 +15,7 @@ def test_failed_empty(world, cli):
 
 
 def _five_failures(world) -> None:
-    replicated(world, "ok/1")
+    world.replicated("ok/1")
     for i in range(5):
         world.clock.advance(1)
         fail(world, f"bad/{i}", reason="DstPutObjectNotPermitted" if i % 2 else "DstKmsKeyNotFound")
@@ -88,7 +88,7 @@ def test_failed_access_denied(world, cli):
 
 def test_stats_from_the_archive(world, cli):
     for i, delay in enumerate((2, 4, 6, 8)):
-        replicated(world, f"ok/{i}", after_s=delay)
+        world.replicated(f"ok/{i}", after_s=delay)
     fail(world, "bad/1")
     code, answer = cli.json("stats", "--since", "1h")
     assert code == 1  # a failure is a finding

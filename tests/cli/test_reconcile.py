@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from crrmon_local import emulator
 
-from .conftest import DST, DST2, RPO, SRC, deny, replicated
+from .conftest import DST, DST2, RPO, SRC, deny
 
 
 def _states(answer: dict) -> dict[tuple[str, str], dict]:
@@ -19,7 +19,7 @@ def _states(answer: dict) -> dict[tuple[str, str], dict]:
 
 def test_reconcile_all_replicated_and_tracked(world, cli):
     for i in range(3):
-        replicated(world, f"fine/{i}")
+        world.replicated(f"fine/{i}")
     code, answer = cli.json("reconcile", f"s3://{SRC}")
     assert code == 0 and answer["items"] == []
     assert answer["summary"]["checked"] == 6 and answer["summary"]["ok"] == 6
@@ -27,7 +27,7 @@ def test_reconcile_all_replicated_and_tracked(world, cli):
 
 
 def test_reconcile_finds_missing_different_in_flight_and_untracked(world, cli):
-    replicated(world, "data/fine")
+    world.replicated("data/fine")
     missing = world.put(SRC, "data/missing")
     world.send(world.created_event(SRC, "data/missing", missing))
     world.run()
@@ -95,7 +95,7 @@ def test_reconcile_pages_through_versions(world, cli):
 
 
 def test_reconcile_progress_goes_to_stderr(world, cli, monkeypatch):
-    replicated(world, "p/1")
+    world.replicated("p/1")
     monkeypatch.setenv("CRRMON_PROGRESS", "1")
     assert cli("reconcile", f"s3://{SRC}") == 0
     assert f"\rlisting s3://{SRC}/: 1" in cli.err and "\r" not in cli.out

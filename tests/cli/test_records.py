@@ -9,14 +9,7 @@ from .conftest import DST, DST2, RPO, SRC, deny, overdue_item
 
 def test_status_of_a_replicated_object_per_destination(world, cli):
     key = "reports/q3.csv"
-    obj = world.put(SRC, key)
-    world.send(world.created_event(SRC, key, obj))
-    world.run()
-    world.clock.advance(4)
-    world.replicate(SRC, key, obj, DST)
-    world.replicate(SRC, key, obj, DST2)
-    world.send(world.created_event(DST, key, obj), world.created_event(DST2, key, obj))
-    world.run()
+    obj = world.replicated(key, after_s=4)
 
     code, answer = cli.json("status", f"s3://{SRC}/{key}")
     assert code == 0

@@ -9,13 +9,13 @@ from botocore.stub import ANY, Stubber
 
 from crrmon_cli.aws import Aws
 
-from .conftest import ACCOUNT, DST, DST2, REGION, SRC, deny, fail, replicated
+from .conftest import ACCOUNT, DST, DST2, REGION, SRC, deny, fail
 
 # ---------------------------------------------------------------- retry
 
 
 def test_retry_writes_one_line_per_failed_version(world, cli, tmp_path):
-    replicated(world, "ok/fine")
+    world.replicated("ok/fine")
     first = fail(world, "bad/one two", dest=DST)
     second = fail(world, "bad/ü+three", dest=DST2)
     manifest = tmp_path / "retry.csv"

@@ -102,6 +102,19 @@ class World:
             **extra,
         )
 
+    def replicated(self, key: str, *, after_s: float = 3) -> dict:
+        """A version of `key` in SRC replicated to both destinations `after_s` seconds after its source
+        event, every event delivered and handled."""
+        obj = self.put(SRC, key)
+        self.send(self.created_event(SRC, key, obj))
+        self.run()
+        self.clock.advance(after_s)
+        self.replicate(SRC, key, obj, DST)
+        self.replicate(SRC, key, obj, DST2)
+        self.send(self.created_event(DST, key, obj), self.created_event(DST2, key, obj))
+        self.run()
+        return obj
+
     def failure_notification(
         self, src: str, key: str, obj: dict, dest: str, *, reason: str = "DstPutObjectNotPermitted", rule_id: str
     ) -> str:

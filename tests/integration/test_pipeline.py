@@ -23,14 +23,7 @@ def one(lines, **match):
 
 def test_one_destination_happy_path_is_archived_field_by_field(world):
     key = "reports/2026/q3.csv"
-    obj = world.put(SRC, key)
-    world.send(world.created_event(SRC, key, obj))
-    world.run()
-    world.clock.advance(4)
-    world.replicate(SRC, key, obj, DST)
-    world.replicate(SRC, key, obj, DST2)
-    world.send(world.created_event(DST, key, obj), world.created_event(DST2, key, obj))
-    world.run()
+    obj = world.replicated(key, after_s=4)
 
     lines = world.lines_for(key)
     assert len(lines) == 2
