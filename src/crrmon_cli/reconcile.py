@@ -155,7 +155,7 @@ def reconcile(ctx: Context, args) -> int:
 
     missing: set[tuple[str, str, str]] | None = None
     if ctx.target.table_name and checks:
-        missing = missing_items(ctx, topology, bucket, list({id(v): v for v, _ in checks}.values()))
+        missing = missing_items(ctx, topology, bucket, list(dict.fromkeys(v for v, _ in checks)))
     retention_s = ctx.target.retention_seconds
 
     rows: list[dict[str, Any]] = []
