@@ -30,13 +30,67 @@ from crrmon import events
 _install_lock = threading.Lock()
 _installed = False
 
+# What real S3 answers to a HEAD and moto does not (each from the HeadObject API reference):
+# - 404 for a missing version only to a caller with s3:ListBucket on the bucket; 403 to others.
+# - 400 to a HEAD of an SSE-C object made without the customer key (the version exists).
+# - 403 to a HEAD with checksum mode of an object encrypted with a KMS key the caller may not
+#   use for kms:Decrypt (S3 stores a checksum on every new object since December 2024).
+# - 403 to a caller of another account than the bucket's, unless the bucket's policy lets it read.
+# The grants that decide these answers are held here, set by whoever builds the world (tests, demo).
+LISTABLE: dict[str, set[str]] = {}  # bucket -> accounts whose callers have s3:ListBucket on it
+KMS_USERS: dict[str, set[str]] = {}  # KMS key ID -> accounts whose callers may use it for kms:Decrypt
+READERS: dict[str, set[str]] = {}  # bucket -> accounts other than the owner's that may read its objects
+
+
+def reset_grants() -> None:
+    for grants in (LISTABLE, KMS_USERS, READERS):
+        grants.clear()
+
+
+def grant_list(bucket: str, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    LISTABLE.setdefault(bucket, set()).add(account_id)
+
+
+def grant_kms(key_id: str, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    KMS_USERS.setdefault(key_id, set()).add(account_id)
+
+
+def grant_read(bucket: str, account_id: str) -> None:
+    READERS.setdefault(bucket, set()).add(account_id)
+
+
+def owner_of(bucket: str) -> str | None:
+    entry = s3_backends.bucket_accounts.get(bucket)
+    return entry[1] if entry else None
+
+
+def head_refusal(caller: str, bucket: str, key, *, checksum_mode: bool, customer_key: bool) -> int | None:
+    """The status real S3 answers instead of moto's for this HEAD, or None (moto's answer stands).
+
+    `key` is the version found (None: no such version; a delete marker is left to moto's 405)."""
+    owner = owner_of(bucket) or caller
+    if owner != caller and caller not in READERS.get(bucket, set()):
+        return 403
+    if key is None:
+        return None if caller in LISTABLE.get(bucket, set()) else 403
+    if getattr(key, "sse_c", False) and not customer_key:
+        return 400
+    encrypted_with_kms = getattr(key, "encryption", None) in ("aws:kms", "aws:kms:dsse")
+    if checksum_mode and encrypted_with_kms and caller not in KMS_USERS.get(key.kms_key_id or "aws/s3", set()):
+        return 403
+    return None
+
 
 def install() -> None:
-    """Teach moto's HEAD/GET answers the `x-amz-replication-status` header (idempotent)."""
+    """Teach moto's HEAD/GET answers the `x-amz-replication-status` header, and its HEAD the answers
+    real S3 gives (refusals above) (idempotent)."""
     global _installed
     with _install_lock:
         if _installed:
             return
+        from moto.s3.exceptions import HeadOnDeleteMarker
+        from moto.s3.responses import S3Response
+
         plain = FakeKey.response_dict.fget
 
         def response_dict(self):
@@ -47,6 +101,31 @@ def install() -> None:
             return headers
 
         FakeKey.response_dict = property(response_dict)
+        plain_head = S3Response.head_object
+
+        def head_object(self, bucket_name, query, key_name, headers):
+            version_id = query.get("versionId", [None])[0]
+            caller = self.get_current_account()
+            owner = owner_of(bucket_name) or caller
+            try:
+                key = s3_backends[owner]["aws"].head_object(bucket_name, key_name, version_id=version_id)
+            except HeadOnDeleteMarker:
+                key = "delete-marker"
+            except Exception:
+                key = None
+            if key != "delete-marker":
+                refusal = head_refusal(
+                    caller,
+                    bucket_name,
+                    key,
+                    checksum_mode=headers.get("x-amz-checksum-mode") == "ENABLED",
+                    customer_key=bool(headers.get("x-amz-server-side-encryption-customer-algorithm")),
+                )
+                if refusal:
+                    return refusal, {}, ""
+            return plain_head(self, bucket_name, query, key_name, headers)
+
+        S3Response.head_object = head_object
         _installed = True
 
 

@@ -513,6 +513,31 @@ def _refs(value: Any) -> set[str]:
 # ---------------------------------------------------------------- entry point
 
 
+def _grant_what_the_roles_allow(template: dict[str, Any], resolver: Resolver) -> None:
+    """Tell the S3 emulator which buckets the functions' roles may list: real S3 answers a HEAD of a
+    missing version with 404 only to a caller with s3:ListBucket on the bucket, with 403 to others."""
+    from crrmon_local import emulator
+
+    account = resolver.pseudo["AWS::AccountId"]
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function" or not resolver.active(logical_id):
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            if not isinstance(policy, dict) or "Statement" not in policy:
+                continue  # a SAM policy template: none grants s3:ListBucket
+            document = resolver.resolve(policy)
+            for statement in document.get("Statement", []):
+                actions = statement.get("Action", [])
+                actions = actions if isinstance(actions, list) else [actions]
+                if statement.get("Effect") != "Allow" or "s3:ListBucket" not in actions:
+                    continue
+                resources = statement.get("Resource", [])
+                for arn in resources if isinstance(resources, list) else [resources]:
+                    bucket = str(arn).rsplit(":", 1)[-1]
+                    if bucket and "/" not in bucket:
+                        emulator.grant_list(bucket, account)
+
+
 def _account(session: boto3.Session, region: str) -> str:
     return session.client("sts", region_name=region).get_caller_identity()["Account"]
 
@@ -548,6 +573,7 @@ def provision(
     environment["POWERTOOLS_TRACE_DISABLED"] = "true"
 
     refs = resolver.refs
+    _grant_what_the_roles_allow(template, resolver)
 
     def ref(logical_id: str) -> str:
         return refs.get(logical_id, "")

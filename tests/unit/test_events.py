@@ -23,6 +23,7 @@ from crrmon.model import (
     Rejected,
     ReplicationEvent,
     ReplicationOutcome,
+    SubscriptionRequest,
 )
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -529,9 +530,17 @@ def test_sns_envelope_problems():
     assert one(sns("[" * 50000 + "]" * 50000)).reason == "malformed-json"
 
 
-def test_sns_subscription_confirmation_is_ignored():
+def test_sns_subscription_confirmation_asks_for_a_confirmation():
     doc = changed(sns("{}"), "Type", "SubscriptionConfirmation")
-    assert parse_body(json.dumps(doc)) == [Ignored("sns-subscription-confirmation")]
+    doc = {**doc, "TopicArn": "arn:aws:sns:eu-west-1:210987654321:forwarder-failures", "Token": "2336412f37fb687f"}
+    assert parse_body(json.dumps(doc)) == [
+        SubscriptionRequest("arn:aws:sns:eu-west-1:210987654321:forwarder-failures", "2336412f37fb687f")
+    ]
+    assert one({**doc, "TopicArn": "arn:aws:sqs:eu-west-1:210987654321:q"}) == Rejected(
+        "bad-value", "TopicArn: not an SNS topic ARN"
+    )
+    assert one({**doc, "Token": "a b"}).reason == "bad-value"
+    assert one({k: v for k, v in doc.items() if k != "Token"}) == Rejected("missing-field", "Token")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ ENV_VARS = (
     "CANARY_INTERVAL_MINUTES",
     "SILENCE_MINUTES",
     "ALLOWED_ACCOUNTS",
+    "READER_ROLE_ARNS",
 )
 
 
@@ -61,6 +62,7 @@ class Config:
     canary_interval_minutes: int = 0
     silence_minutes: int = 0
     allowed_accounts: tuple[str, ...] = field(default=())
+    reader_role_arns: tuple[str, ...] = field(default=())  # read-only roles in accounts holding watched buckets
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -104,4 +106,5 @@ class Config:
             canary_interval_minutes=int(get("CANARY_INTERVAL_MINUTES", "0")),
             silence_minutes=int(get("SILENCE_MINUTES", "0")),
             allowed_accounts=_csv(get("ALLOWED_ACCOUNTS")),
+            reader_role_arns=_csv(get("READER_ROLE_ARNS")),
         )

@@ -32,6 +32,7 @@ from crrmon.model import (
     Rejected,
     ReplicationEvent,
     ReplicationOutcome,
+    SubscriptionRequest,
 )
 
 DEFAULT_MAX_BYTES = 262144  # the SQS message size limit
@@ -193,7 +194,7 @@ def _guard(parse: Callable[..., Parsed], *args: Any) -> Parsed:
 
 def _sns(envelope: dict[str, Any]) -> list[Parsed]:
     if envelope["Type"] == "SubscriptionConfirmation":
-        return [Ignored("sns-subscription-confirmation")]
+        return [_guard(_subscription_request, envelope)]
     if envelope["Type"] == "UnsubscribeConfirmation":
         return [Ignored("sns-unsubscribe-confirmation")]
     message = envelope.get("Message")
@@ -208,6 +209,20 @@ def _sns(envelope: dict[str, Any]) -> list[Parsed]:
     except ValueError:
         return [Rejected(MALFORMED_JSON, "SNS Message is not JSON")]
     return _parse_document(inner, inside_sns=True)
+
+
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]{1,32}:[0-9]{12}:[A-Za-z0-9_.-]{1,256}")
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,2048}")
+
+
+def _subscription_request(envelope: dict[str, Any]) -> SubscriptionRequest:
+    topic_arn = _text(envelope.get("TopicArn"), "TopicArn")
+    if not _TOPIC_ARN.fullmatch(topic_arn):
+        raise _Reject(BAD_VALUE, "TopicArn: not an SNS topic ARN")
+    token = _text(envelope.get("Token"), "Token")
+    if not _TOKEN.fullmatch(token):
+        raise _Reject(BAD_VALUE, "Token: not a subscription token")
+    return SubscriptionRequest(topic_arn=topic_arn, token=token)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 The monitor HEADs only where events left a question: at a deadline, for a bucket that is both source
 and destination, or to compare checksums. A token bucket per bucket keeps the request rate under
 HeadRequestsPerSecond; S3 throttling (503 SlowDown) empties the bucket's tokens for a back-off.
+What each answer means is written down in docs/s3-semantics.md.
 """
 
 from __future__ import annotations
@@ -10,17 +11,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from botocore.exceptions import ClientError
 
-NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "InvalidArgument", "400"}
+# What a HEAD's status means (HeadObject API reference; docs/s3-semantics.md). A HEAD's error has no
+# body, so botocore's code is the HTTP status; the named codes are GET's words for the same answers.
+NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "InvalidArgument"}
+DELETE_MARKER_CODES = {"405", "MethodNotAllowed"}  # the version ID names a delete marker
+SSE_C_CODES = {"400", "BadRequest"}  # an SSE-C object asked for without its key: it exists
+REFUSED_CODES = {"403", "AccessDenied", "Forbidden"}  # not readable by this caller: says nothing of existence
 THROTTLE_CODES = {"503", "SlowDown", "ServiceUnavailable", "RequestLimitExceeded", "Throttling"}
 CHECKSUM_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256")
+SSE_C = "SSE-C"
 
 
 class Throttled(Exception):
     """S3 asked us to slow down, or the per-bucket budget is spent: try again later."""
+
+
+class Refused(Exception):
+    """S3 answered 403: the caller may not read the version (a bucket or object policy, another account's
+    bucket without its read role, a KMS key it may not use). Whether the version exists is unknown."""
+
+    def __init__(self, bucket: str, code: str):
+        super().__init__(f"HEAD refused in {bucket} ({code})")
+        self.bucket = bucket
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -30,8 +47,10 @@ class VersionFacts:
     replication_status: str | None = None  # PENDING | COMPLETED | FAILED | REPLICA | None (not in scope)
     size: int | None = None
     etag: str | None = None
-    encryption: str | None = None  # "none" when S3 reports no server-side encryption header
+    encryption: str | None = None  # "none" when S3 reports no server-side encryption header; "SSE-C"
     checksum: str | None = None  # "<ALGORITHM>:<value>", full-object checksums only
+    readable: bool = True  # False: the version exists, S3 told nothing more (an SSE-C object: 400)
+    checksum_refused: bool = False  # checksum mode was refused (KMS), the facts come from a plain HEAD
 
     def as_fields(self, side: str) -> dict:
         """Item attributes for `side` "s" (source) or "r" (replica)."""
@@ -42,24 +61,40 @@ class VersionFacts:
         return {k: v for k, v in fields.items() if v is not None}
 
 
-def head_version(s3, bucket: str, key: str, version_id: str) -> VersionFacts:
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def head_version(s3, bucket: str, key: str, version_id: str, *, checksum: bool = False) -> VersionFacts:
+    """What S3 says of one version. Checksum mode only when asked for: on an object encrypted with a KMS
+    key it needs kms:Decrypt on that key, and a refusal is then retried without it."""
     try:
-        answer = s3.head_object(Bucket=bucket, Key=key, VersionId=version_id, ChecksumMode="ENABLED")
+        if checksum:
+            answer = s3.head_object(Bucket=bucket, Key=key, VersionId=version_id, ChecksumMode="ENABLED")
+        else:
+            answer = s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = _error_code(error)
         headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        if code in ("405", "MethodNotAllowed") or headers.get("x-amz-delete-marker") == "true":
+        if code in DELETE_MARKER_CODES or headers.get("x-amz-delete-marker") == "true":
             return VersionFacts(exists=True, delete_marker=True)
         if code in NOT_FOUND_CODES:
             return VersionFacts(exists=False)
+        if code in SSE_C_CODES:
+            return VersionFacts(exists=True, encryption=SSE_C, readable=False)
+        if code in REFUSED_CODES:
+            if checksum:
+                plain = head_version(s3, bucket, key, version_id, checksum=False)
+                return replace(plain, checksum_refused=True)
+            raise Refused(bucket, code) from error
         if code in THROTTLE_CODES:
             raise Throttled(f"S3 throttled HEAD on {bucket}") from error
         raise
-    checksum = None
+    found = None
     if answer.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
         for name in CHECKSUM_FIELDS:
             if answer.get(name):
-                checksum = f"{name.removeprefix('Checksum')}:{answer[name]}"
+                found = f"{name.removeprefix('Checksum')}:{answer[name]}"
                 break
     return VersionFacts(
         exists=True,
@@ -67,8 +102,8 @@ def head_version(s3, bucket: str, key: str, version_id: str) -> VersionFacts:
         replication_status=answer.get("ReplicationStatus"),
         size=answer.get("ContentLength"),
         etag=(answer.get("ETag") or "").strip('"') or None,
-        encryption=answer.get("ServerSideEncryption") or "none",
-        checksum=checksum,
+        encryption=SSE_C if answer.get("SSECustomerAlgorithm") else answer.get("ServerSideEncryption") or "none",
+        checksum=found,
     )
 
 
@@ -100,12 +135,26 @@ class RateLimiter:
 
 
 class Evidence:
-    """HEADs through the rate limiter. Raises Throttled when the budget for a bucket is spent."""
+    """HEADs through the rate limiter. Raises Throttled when the budget for a bucket is spent.
 
-    def __init__(self, s3, limiter: RateLimiter, *, back_off_s: float = 30.0):
+    `clients` gives the S3 client for a bucket (a bucket of another account is read through that
+    account's read-only role); `checksum` asks for full-object checksums (VerifyMode=checksum).
+    """
+
+    def __init__(
+        self,
+        s3,
+        limiter: RateLimiter,
+        *,
+        back_off_s: float = 30.0,
+        checksum: bool = False,
+        clients: Callable[[str], object] | None = None,
+    ):
         self.s3 = s3
         self.limiter = limiter
         self.back_off_s = back_off_s
+        self.checksum = checksum
+        self.clients = clients or (lambda bucket: self.s3)
         self.requests = 0
 
     def head(self, bucket: str, key: str, version_id: str) -> VersionFacts:
@@ -113,7 +162,7 @@ class Evidence:
             raise Throttled(f"HEAD budget for {bucket} spent")
         self.requests += 1
         try:
-            return head_version(self.s3, bucket, key, version_id)
+            return head_version(self.clients(bucket), bucket, key, version_id, checksum=self.checksum)
         except Throttled:
             self.limiter.back_off(bucket, self.back_off_s)
             raise

@@ -18,12 +18,20 @@ from aws_lambda_powertools import Logger
 
 from crrmon.config import Config
 from crrmon.events import parse_body
-from crrmon.evidence import Evidence
+from crrmon.evidence import Evidence, Refused
 from crrmon.metrics import Counters
-from crrmon.model import Ignored, ObjectChange, ObjectEvent, Rejected, ReplicationEvent, ReplicationOutcome
+from crrmon.model import (
+    Ignored,
+    ObjectChange,
+    ObjectEvent,
+    Rejected,
+    ReplicationEvent,
+    ReplicationOutcome,
+    SubscriptionRequest,
+)
 from crrmon.store import Store, make_pk
 from crrmon.timers import Timer, send_timers
-from crrmon.topology import Role, TopologyCache
+from crrmon.topology import LIFECYCLE_EXPIRATION, Role, TopologyCache
 from crrmon.verify import deadline_s
 
 logger = Logger(child=True)
@@ -91,6 +99,7 @@ class Ingest:
     counters: Counters
     clock: Callable[[], float]  # epoch seconds
     heartbeats: Heartbeats = field(default_factory=lambda: CONTAINER_HEARTBEATS)
+    sns: Callable[[str], Any] | None = None  # an SNS client for a region (confirming forwarder subscriptions)
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
         failed: set[str] = set()
@@ -106,6 +115,12 @@ class Ingest:
                     self.counters.add("EventsIgnored", 1, (("Reason", item.reason),))
                 elif isinstance(item, Rejected):
                     rejected.setdefault(message_id, []).append(item)
+                elif isinstance(item, SubscriptionRequest):
+                    outcome = self.confirm(item)
+                    if outcome is None:
+                        failed.add(message_id)
+                    elif isinstance(outcome, Rejected):
+                        rejected.setdefault(message_id, []).append(outcome)
                 else:
                     work.append((message_id, receive_count, item))
 
@@ -139,6 +154,27 @@ class Ingest:
                 logger.warning("timers not sent; their records will be retried", extra={"timers": len(unsent)})
             failed.update(message_id for message_id, t in timers if t.pk in unsent)
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
+
+    def confirm(self, request: SubscriptionRequest) -> bool | Rejected | None:
+        """Confirm the events queue's subscription to a topic of an allowed account (a forwarder topic of
+        another account: its owner's subscription of this queue waits for a confirmation). A topic of any
+        other account is refused and parked. None: a transient failure, the record is retried."""
+        _, _, _, region, account, _ = request.topic_arn.split(":", 5)
+        if account not in self.config.allowed_accounts:
+            return Rejected("subscription-not-allowed", account)
+        if self.sns is None:
+            return Rejected("subscription-not-allowed", "no SNS client")
+        try:
+            self.sns(region).confirm_subscription(
+                TopicArn=request.topic_arn, Token=request.token, AuthenticateOnUnsubscribe="true"
+            )
+        except Exception as error:
+            logger.warning("subscription not confirmed; the record will be retried", extra={"error": repr(error)})
+            self.counters.add("ObservationErrors")
+            return None
+        logger.info("subscription confirmed", extra={"topic_arn": request.topic_arn})
+        self.counters.add("SubscriptionsConfirmed")
+        return True
 
     def beat(self, buckets: Iterable[str]) -> None:
         """Heartbeats of watched source buckets, at most once a minute per bucket and container.
@@ -211,7 +247,23 @@ class Ingest:
         if role is None:
             return Rejected("unknown-bucket", event.bucket)
 
+        lifecycle_marker = (
+            isinstance(event, ObjectEvent)
+            and event.change is ObjectChange.DELETE_MARKER
+            and event.reason == LIFECYCLE_EXPIRATION
+        )
+        if lifecycle_marker and role is not Role.SOURCE:
+            # A lifecycle rule's delete marker is never replicated and never a replica: in a destination
+            # (or a two-way bucket) there is nothing to watch.
+            self.counters.add("EventsIgnored", 1, (("Reason", "lifecycle-marker-in-destination"),))
+            return []
+
         now_ms = int(now_s * 1000)
+        # S3's own time of the version: deadlines and lateness count from it, never from when the
+        # monitor heard (a backlogged event path must not hide a missed RPO). A clock ahead of ours
+        # counts from now.
+        time_ms = min(int(event.event_time.timestamp() * 1000), now_ms)
+        self.counters.add("EventAge", max(0, now_ms - time_ms) / 1000)
         pk = make_pk(event.version_id, event.key)
         writes: list[tuple[str, dict[str, Any], int | None]] = []  # (destination, fields, size)
         if isinstance(event, ReplicationEvent):
@@ -229,15 +281,14 @@ class Ingest:
             }
             writes.append((event.destination_bucket, fields, event.size))
         else:
+            two_way = False
             if role is Role.BOTH:
-                facts = self.evidence.head(event.bucket, event.key, event.version_id)
-                if not facts.exists:
+                role, two_way = self._role_in_two_way_bucket(event)
+                if role is None:
                     self.counters.add("EventsIgnored", 1, (("Reason", "version-gone"),))
                     return []
-                role = Role.DESTINATION if facts.replication_status == "REPLICA" else Role.SOURCE
-            time_ms = int(event.event_time.timestamp() * 1000)
             if role is Role.SOURCE:
-                writes.extend(self._source_writes(event, topology, time_ms))
+                writes.extend(self._source_writes(event, topology, time_ms, two_way))
                 if not writes:
                     self.counters.add("EventsOutOfScope", 1, (("Bucket", event.bucket),))
             else:
@@ -261,14 +312,37 @@ class Ingest:
         expires_s = int(now_s) + self.config.give_up_seconds + 3600
         for dest, fields, size in writes:
             due = deadline_s(
-                now_ms, size, rpo_seconds=self.config.rpo_seconds, throughput_mbps=self.config.expected_throughput_mbps
+                time_ms, size, rpo_seconds=self.config.rpo_seconds, throughput_mbps=self.config.expected_throughput_mbps
             )
+            from_source = "s_time" in fields
             created, item_due = self.store.record_observation(
-                pk, dest, now_ms=now_ms, due_s=due, expires_s=expires_s, fields=fields
+                pk, dest, now_ms=now_ms, due_s=due, expires_s=expires_s, fields=fields, due_from_source=from_source
             )
             if created or retried:
                 timers.append(Timer(pk=pk, due_s=item_due))
         return timers
+
+    def _role_in_two_way_bucket(self, event: ObjectEvent) -> tuple[Role | None, bool]:
+        """A bucket that is both source and destination: is this version a replica? (role, undecided).
+
+        Only a replica answers HEAD with `x-amz-replication-status: REPLICA`. Where HEAD cannot say — a
+        delete marker (405, no status), an SSE-C object (400), a refusal (403) — the version is recorded
+        as a source, marked undecided (`two_way`); at the deadline the sweeper pairs it with the same
+        version seen in the other bucket, and the earlier of the two is the original (crrmon.sweep).
+        None: the version is gone.
+        """
+        if event.change is ObjectChange.DELETE_MARKER:
+            return Role.SOURCE, True
+        try:
+            facts = self.evidence.head(event.bucket, event.key, event.version_id)
+        except Refused:
+            self.counters.add("HeadsRefused", 1, (("Bucket", event.bucket),))
+            return Role.SOURCE, True
+        if not facts.exists:
+            return None, False
+        if facts.delete_marker or not facts.readable:
+            return Role.SOURCE, True
+        return (Role.DESTINATION if facts.replication_status == "REPLICA" else Role.SOURCE), False
 
     def _complete_in_one_write(self, pk: str, event: ObjectEvent, fields: dict, time_ms: int, now_s: float) -> bool:
         """The happy path: a replica after its source, on time, with the same size (and ETag) gets its
@@ -290,7 +364,7 @@ class Ingest:
             expires_s=int(now_s) + self.config.record_retention_hours * 3600,
         )
 
-    def _source_writes(self, event: ObjectEvent, topology, time_ms: int):
+    def _source_writes(self, event: ObjectEvent, topology, time_ms: int, two_way: bool = False):
         expectations = topology.expectations(
             event.bucket,
             event.key,
@@ -310,6 +384,7 @@ class Ingest:
                 "s_enc": event.encryption,
                 "s_dm": True if event.change is ObjectChange.DELETE_MARKER else None,
                 "oos": expectation.out_of_scope,
+                "two_way": True if two_way else None,
             }
             yield expectation.destination_bucket, fields, event.size
 

@@ -19,6 +19,7 @@ UNITS = {
     "BytesReplicated": MetricUnit.Bytes,
     "OldestOverdueAge": MetricUnit.Seconds,
     "SecondsSinceLastEvent": MetricUnit.Seconds,
+    "EventAge": MetricUnit.Seconds,  # how long after S3 wrote a version the monitor heard of it
 }
 
 

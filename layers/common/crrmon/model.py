@@ -90,6 +90,15 @@ class Ignored:
 
 
 @dataclass(frozen=True)
+class SubscriptionRequest:
+    """SNS asks to confirm a subscription of the events queue to a topic: a forwarder topic of another
+    account, whose owner subscribed the queue (such a subscription waits until confirmed)."""
+
+    topic_arn: str
+    token: str
+
+
+@dataclass(frozen=True)
 class Rejected:
     """A record that cannot be understood. `reason` is a short stable code used as a metric dimension."""
 
@@ -97,4 +106,4 @@ class Rejected:
     detail: str = ""
 
 
-Parsed = ObjectEvent | ReplicationEvent | Ignored | Rejected
+Parsed = ObjectEvent | ReplicationEvent | SubscriptionRequest | Ignored | Rejected

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from crrmon.accounts import BucketClients
 from crrmon.config import Config
 from crrmon.evidence import Evidence, RateLimiter
 from crrmon.ingest import Ingest
@@ -40,7 +41,7 @@ def now() -> float:
 
 def reset() -> None:
     """Forget the container's cached configuration, clients and topology (a new environment)."""
-    for cached in (config, client, topology_cache, evidence):
+    for cached in (config, client, regional_client, topology_cache, evidence):
         cached.cache_clear()
 
 
@@ -130,12 +131,46 @@ def publisher() -> Publisher:
 
 @cache
 def evidence(function: str = "") -> Evidence:
-    return Evidence(client("s3"), RateLimiter(config().head_requests_per_second))
+    cfg = config()
+    clients = None
+    if cfg.reader_role_arns:
+        topology = topology_cache(function)
+        clients = BucketClients(
+            client("s3"),
+            roles=cfg.reader_role_arns,
+            account_of=lambda bucket: topology.get().accounts.get(bucket),
+            sts=lambda: client("sts"),
+            make_client=lambda credentials: boto3.client(
+                "s3",
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                config=BOTO_CONFIG,
+            ),
+        )
+    return Evidence(
+        client("s3"),
+        RateLimiter(cfg.head_requests_per_second),
+        checksum=cfg.verify_mode == "checksum",
+        clients=clients,
+    )
+
+
+@cache
+def regional_client(service: str, region: str):
+    return boto3.client(service, region_name=region, config=BOTO_CONFIG)
 
 
 def ingest(counters: Counters) -> Ingest:
     return Ingest(
-        config(), store(), topology_cache(function_name()), evidence(function_name()), client("sqs"), counters, now
+        config(),
+        store(),
+        topology_cache(function_name()),
+        evidence(function_name()),
+        client("sqs"),
+        counters,
+        now,
+        sns=lambda region: regional_client("sns", region),
     )
 
 

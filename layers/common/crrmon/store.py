@@ -158,20 +158,26 @@ class Store:
         due_s: int,
         expires_s: int,
         fields: Mapping[str, Any],
+        due_from_source: bool = False,
     ) -> tuple[bool, int]:
         """Merge one observation into the item; each attribute keeps the first value seen.
 
+        The deadline is the first one set, except that a source observation (`due_from_source`) sets
+        it from the source version's own time: a replica's event seen first only bounds it from above.
         Returns (whether this write created the item, the item's deadline).
         """
         update = _Update()
         update.set_if_absent("first_seen", now_ms)
-        update.set_if_absent("due", due_s)
+        if due_from_source:
+            update.set("due", due_s)
+        else:
+            update.set_if_absent("due", due_s)
         update.set_if_absent("expires_at", expires_s)
         for attribute, v in fields.items():
             update.set_if_absent(attribute, v)
         # ALL_OLD: the item as it was (nothing when it did not exist). Costs no more than NONE.
         old = from_image(self._update(pk, dest, update, returns="ALL_OLD").get("Attributes", {}))
-        return "first_seen" not in old, old.get("due", due_s)
+        return "first_seen" not in old, due_s if due_from_source else old.get("due", due_s)
 
     def record_matching_replica(
         self,

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from crrmon.config import Config
-from crrmon.evidence import Evidence, Throttled, VersionFacts
+from crrmon.evidence import Evidence, Refused, Throttled, VersionFacts
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
 from crrmon.publish import Change, Publisher
@@ -104,12 +104,13 @@ class Sweeper:
         """Look at every unresolved destination of one version. Returns the timer to re-arm, if any."""
         next_checks = []
         attempt = timer.attempt
-        for item in self.store.items_of(timer.pk):
+        items = self.store.items_of(timer.pk)
+        for item in items:
             status = item.get("status")
             if status and Status(status).final:
                 continue
             try:
-                next_check = self.check_item(item)
+                next_check = self.check_item(item, items)
             except Throttled:
                 self.counters.add("HeadsPutOff", 1, pair_dimensions(item.get("src"), item["dest"]))
                 self._overdue(item)
@@ -121,8 +122,12 @@ class Sweeper:
             return []
         return [Timer(pk=timer.pk, due_s=min(next_checks), attempt=attempt)]
 
-    def check_item(self, item: dict[str, Any]) -> int | None:
-        """Decide one pending item if its deadline has come. Returns when to look again (epoch s)."""
+    def check_item(self, item: dict[str, Any], siblings: list[dict[str, Any]] = ()) -> int | None:
+        """Decide one pending item if its deadline has come. Returns when to look again (epoch s).
+
+        `siblings`: every item of the same version (other destinations), as read with this one.
+        The rules, evidence by evidence, are in docs/s3-semantics.md.
+        """
         now_s = self.clock()
         decision = decide(item, verify_mode=self.config.verify_mode)
         if isinstance(decision, Verdict):  # the matcher will also see it; the write is conditional
@@ -132,22 +137,40 @@ class Sweeper:
             return self._verify_with_heads(item)
         if item.get("due", 0) > now_s:
             return item["due"]
+        if item.get("two_way"):
+            mirror = self._mirror(item, siblings)
+            if mirror is not None:
+                return self._resolve_two_way(item, mirror)
         version_id, key = split_pk(item["pk"])
         dest = item["dest"]
         if not has_source(item):
             return self._resolve_source(item)
         if item.get("s_dm"):
-            replica = self.evidence.head(dest, key, version_id)
+            replica = self._head(dest, key, version_id)
+            if replica is None:
+                return self._late(item, "delete marker: replica not readable (HTTP 403)")
             if replica.delete_marker:
                 return self._decide_with(item, replica_facts=replica)
             return self._late(item, "delete marker not replicated yet")
-        source = self.evidence.head(item["src"], key, version_id)
-        if not source.exists:
-            replica = self.evidence.head(dest, key, version_id)
+        source = self._head(item["src"], key, version_id)
+        if source is not None and not source.exists:
+            replica = self._head(dest, key, version_id)
+            if replica is None:
+                return self._late(item, "source version gone; replica not readable (HTTP 403)")
             if replica.exists:
                 return self._decide_with(item, replica_facts=replica)
             self._write(item, Verdict(Status.SOURCE_DELETED, reason="source version deleted before it replicated"))
             return None
+        if source is None or not source.readable:
+            # S3 will not tell this caller the source's replication status (403; an SSE-C object
+            # without its key: 400): the replica alone answers.
+            why = "source not readable (HTTP 403)" if source is None else "source is SSE-C (HEAD says no more)"
+            replica = self._head(dest, key, version_id)
+            if replica is None:
+                return self._late(item, f"{why}; replica not readable (HTTP 403)")
+            if replica.exists:
+                return self._decide_with(item, source_facts=source, replica_facts=replica)
+            return self._late(item, f"{why}; replica missing")
         status = source.replication_status
         if status is None:
             self._write(item, Verdict(Status.NOT_IN_SCOPE, reason=NOT_IN_SCOPE_REASON))
@@ -160,16 +183,24 @@ class Sweeper:
             # replica, so this destination's may be there already, its event lost. An unreachable
             # destination (an outage) leaves the item late, never its timer failing over and over.
             try:
-                replica = self.evidence.head(dest, key, version_id)
+                replica = self._head(dest, key, version_id)
             except (ClientError, BotoCoreError) as error:
                 self.counters.add("ReplicaHeadErrors", 1, pair_dimensions(item.get("src"), dest))
                 return self._late(item, f"replication status {status}; replica not readable: {_code(error)}")
+            if replica is None:
+                return self._late(item, f"replication status {status}; replica not readable (HTTP 403)")
             if replica.exists:
-                return self._decide_with(item, replica_facts=replica)
+                return self._decide_with(item, source_facts=source, replica_facts=replica)
             return self._late(item, f"replication status {status}")
-        replica = self.evidence.head(dest, key, version_id)
+        replica = self._head(dest, key, version_id)
+        if replica is None:
+            if status == "COMPLETED":  # S3's own word that every destination has its replica
+                reason = "replica not readable (HTTP 403); the source's replication status is COMPLETED"
+                self._write(item, Verdict(Status.COMPLETED, reason=reason, verified_by="source-status"))
+                return None
+            return self._late(item, "replication status FAILED; replica not readable (HTTP 403)")
         if replica.exists:  # its event was lost: verified now, latency unknown
-            return self._decide_with(item, replica_facts=replica)
+            return self._decide_with(item, source_facts=source, replica_facts=replica)
         reason = item.get("fail") or (
             "replication status FAILED"
             if status == "FAILED"
@@ -178,28 +209,90 @@ class Sweeper:
         self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
         return None
 
+    def _head(self, bucket: str, key: str, version_id: str) -> VersionFacts | None:
+        """HEAD through the budget; None when S3 refused (403), counted per bucket."""
+        try:
+            facts = self.evidence.head(bucket, key, version_id)
+        except Refused:
+            self.counters.add("HeadsRefused", 1, (("Bucket", bucket),))
+            logger.warning("HEAD refused: the monitor may not read this bucket's versions", extra={"bucket": bucket})
+            return None
+        if facts.checksum_refused:
+            self.counters.add("ChecksumModeRefused", 1, (("Bucket", bucket),))
+        return facts
+
     def _resolve_source(self, item: dict[str, Any]) -> int | None:
-        """A replica (or S3 failure report) whose source event never arrived: find the source version."""
+        """A replica (or S3 failure report) whose source event never arrived: find the source version.
+
+        Only replication makes a destination version whose ID a source version has, and only such a
+        version answers `x-amz-replication-status: REPLICA`. A version in the destination that no
+        source holds and that is not a replica was written there directly (or is the destination's own
+        delete marker): it is not replication's, and never a COMPLETED.
+        """
         version_id, key = split_pk(item["pk"])
         topology = self.topology.get()
         candidates = [item["src"]] if item.get("src") else list(topology.sources_of(item["dest"]))
+        refused = False
         for source_bucket in candidates:
-            facts = self.evidence.head(source_bucket, key, version_id)
-            if facts.exists:
+            facts = self._head(source_bucket, key, version_id)
+            if facts is None:
+                refused = True
+            elif facts.exists:
                 extra = {"src": source_bucket, "sreg": topology.regions.get(source_bucket)}
                 return self._decide_with(item, source_facts=facts, extra=extra)
-        if has_replica(item):
+        if refused:
+            return self._late(item, "source not readable (HTTP 403)")
+        if not has_replica(item):
+            return self._late(item, "source version not found")
+        replica = self._head(item["dest"], key, version_id)
+        if replica is None:
+            return self._late(item, "no source version found; the destination version is not readable (HTTP 403)")
+        if not replica.exists:
+            reason = "no source holds this version and it is gone from the destination"
+        elif replica.replication_status == "REPLICA":
             verdict = Verdict(
                 Status.COMPLETED, reason="source version no longer exists; replica present", verified_by="replica"
             )
             self._write(item, verdict)
             return None
-        return self._late(item, "source version not found")
+        elif replica.delete_marker:
+            reason = "a delete marker made in the destination itself: no source holds this version"
+        elif not replica.readable:
+            reason = "no source holds this version; the destination's is SSE-C: whether replication made it is unknown"
+        else:
+            reason = "written into the destination directly: not a replica, no source holds this version"
+        self._write(item, Verdict(Status.NOT_IN_SCOPE, reason=reason))
+        return None
+
+    @staticmethod
+    def _mirror(item: dict[str, Any], siblings: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """In two-way replication, the same version recorded as a source in the other bucket."""
+        for other in siblings:
+            if other["dest"] == item.get("src") and other.get("src") == item["dest"] and has_source(other):
+                return other
+        return None
+
+    def _resolve_two_way(self, item: dict[str, Any], mirror: dict[str, Any]) -> int | None:
+        """One version seen as a source in both buckets of a two-way pair: the earlier sighting (S3's
+        time; ties by bucket name, the same answer from either side) is the original, the later one its
+        replica. The original's item takes the replica's observation; the other item is not a source."""
+        if (item.get("s_time", 0), item["dest"]) > (mirror.get("s_time", 0), mirror["dest"]):
+            reason = f"replica of the version written in {item['dest']} (two-way replication), not a new source version"
+            self._write(item, Verdict(Status.NOT_IN_SCOPE, reason=reason))
+            return None
+        evidence = {
+            f"r_{name}": mirror[f"s_{name}"] for name in ("time", "size", "etag", "enc", "dm") if f"s_{name}" in mirror
+        }
+        decision = decide({**item, **evidence}, verify_mode=self.config.verify_mode)
+        if isinstance(decision, Verdict):
+            self._write(item, decision, evidence)
+            return None
+        return self._verify_with_heads(item)
 
     def _verify_with_heads(self, item: dict[str, Any]) -> int | None:
         version_id, key = split_pk(item["pk"])
-        source = self.evidence.head(item["src"], key, version_id)
-        replica = self.evidence.head(item["dest"], key, version_id)
+        source = self._head(item["src"], key, version_id)
+        replica = self._head(item["dest"], key, version_id)
         return self._decide_with(item, source_facts=source, replica_facts=replica)
 
     def _decide_with(
@@ -210,6 +303,15 @@ class Sweeper:
         replica_facts: VersionFacts | None = None,
         extra: dict[str, Any] | None = None,
     ) -> int | None:
+        now_s = self.clock()
+        if replica_facts and replica_facts.exists and "r_time" not in item:
+            # Found by HEAD, its event not (yet) here. When the monitor heard of the version only after its
+            # deadline (a backlog in the event path), the replica's event is likely still on its way and
+            # alone tells when the replica landed: wait for it a while before deciding without it.
+            heard_s = item.get("first_seen", 0) / 1000
+            wait_until = heard_s + self._recheck_s()
+            if heard_s > item.get("due", heard_s) and now_s < wait_until:
+                return int(wait_until)
         evidence = dict(extra or {})
         if source_facts and source_facts.exists:
             evidence.update({k: v for k, v in source_facts.as_fields("s").items() if k not in item})
@@ -226,7 +328,12 @@ class Sweeper:
         if isinstance(decision, Verdict):
             self._write(item, decision, evidence)
             return None
+        if replica_facts is None or source_facts is None:
+            return self._late(item, "a version is not readable (HTTP 403)")
         return self._late(item, "replica not found")
+
+    def _recheck_s(self) -> int:
+        return min(900, max(5, self.config.rpo_seconds))
 
     def _late(self, item: dict[str, Any], why: str) -> int | None:
         """No replica by the deadline: OVERDUE (once), re-checked until the give-up age, then FAILED."""
@@ -237,8 +344,7 @@ class Sweeper:
             self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
             return None
         self._overdue(item)
-        recheck = min(900, max(5, self.config.rpo_seconds))
-        return int(min(now_s + recheck, give_up_at + 1))
+        return int(min(now_s + self._recheck_s(), give_up_at + 1))
 
     def _overdue(self, item: dict[str, Any]) -> None:
         if item.get("status") != Status.OVERDUE.value:

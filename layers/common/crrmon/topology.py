@@ -4,8 +4,13 @@ Rules come from GetBucketReplication on each watched source bucket, or from a JS
 SSM Parameter Store (cross-account set-ups where the monitor cannot read the source's configuration).
 The override has the same rule shape S3 returns:
 
-    {"sources": {"<bucket>": {"region": "eu-west-1", "rules": [<ReplicationConfiguration.Rules[]>]}},
-     "regions": {"<destination bucket>": "eu-central-1"}}
+    {"sources": {"<bucket>": {"region": "eu-west-1", "account": "<12 digits, optional>",
+                              "rules": [<ReplicationConfiguration.Rules[]>]}},
+     "regions": {"<destination bucket>": "eu-central-1"},
+     "accounts": {"<bucket of another account>": "<12 digits>"}}
+
+A bucket's account matters only where it is not the monitor's: HEADs of its versions go through the
+read-only role of that account (crrmon.accounts). Rules name it as Destination.Account.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Rule:
     enabled: bool = True
     delete_markers: bool = False
     sse_kms: bool = False  # SourceSelectionCriteria.SseKmsEncryptedObjects enabled
+    destination_account: str | None = None  # Destination.Account: set for a bucket of another account
 
     @classmethod
     def from_s3(cls, raw: dict, index: int = 0) -> Rule:
@@ -59,6 +65,7 @@ class Rule:
             enabled=raw.get("Status", "Enabled") == "Enabled",
             delete_markers=delete_markers and not tags,
             sse_kms=criteria.get("Status") == "Enabled",
+            destination_account=raw["Destination"].get("Account") or None,
         )
 
 
@@ -76,12 +83,15 @@ class Expectation:
 class Topology:
     sources: dict[str, list[Rule]] = field(default_factory=dict)
     regions: dict[str, str] = field(default_factory=dict)
+    accounts: dict[str, str] = field(default_factory=dict)  # bucket -> owning account, where another's
 
     def __post_init__(self) -> None:
         self._sources_of: dict[str, set[str]] = {}
         for source, rules in self.sources.items():
             for rule in rules:
                 self._sources_of.setdefault(rule.destination_bucket, set()).add(source)
+                if rule.destination_account:
+                    self.accounts.setdefault(rule.destination_bucket, rule.destination_account)
 
     def role(self, bucket: str) -> Role | None:
         is_source, is_destination = bucket in self.sources, bucket in self._sources_of
@@ -173,7 +183,9 @@ def load_topology(
         }
         regions = {b: v["region"] for b, v in raw.get("sources", {}).items() if v.get("region")}
         regions.update(raw.get("regions", {}))
-        return Topology(sources=sources, regions=regions)
+        accounts = {b: v["account"] for b, v in raw.get("sources", {}).items() if v.get("account")}
+        accounts.update(raw.get("accounts", {}))
+        return Topology(sources=sources, regions=regions, accounts=accounts)
     sources: dict[str, list[Rule]] = {}
     for bucket in source_buckets:
         try:

@@ -18,10 +18,10 @@ NEEDS_HEAD = "needs-head"
 MD5_ETAG_ENCRYPTIONS = ("none", "AES256")  # ETag stays an MD5 of the data (single part)
 
 
-def deadline_s(first_seen_ms: int, size: int | None, *, rpo_seconds: int, throughput_mbps: float) -> int:
-    """First sighting + RPO + time to copy `size` bytes at the expected throughput."""
+def deadline_s(written_ms: int, size: int | None, *, rpo_seconds: int, throughput_mbps: float) -> int:
+    """S3's time of the version + RPO + time to copy `size` bytes at the expected throughput."""
     transfer = (size or 0) / (throughput_mbps * 1_000_000)
-    return math.ceil(first_seen_ms / 1000 + rpo_seconds + transfer)
+    return math.ceil(written_ms / 1000 + rpo_seconds + transfer)
 
 
 def multipart_parts(etag: str | None) -> int | None:
@@ -87,7 +87,8 @@ def decide(item: dict[str, Any], *, verify_mode: str) -> Verdict | str | None:
     if verify_mode == "checksum" and not headed:
         return NEEDS_HEAD
     if s_size is None or r_size is None:
-        return verdict(Status.COMPLETED, by="event") if headed else NEEDS_HEAD
+        # A side with no size: S3 said no more than that the version exists (an SSE-C object's HEAD).
+        return verdict(Status.COMPLETED, by="presence") if headed else NEEDS_HEAD
     if verify_mode == "size":
         return verdict(Status.COMPLETED, by="size")
     s_etag, r_etag = item.get("s_etag"), item.get("r_etag")
