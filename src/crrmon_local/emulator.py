@@ -148,6 +148,11 @@ def set_replication_status(
     object_version(bucket, key, version_id, account_id=account_id).replication_status = status
 
 
+def set_sse_c(bucket: str, key: str, version_id: str, *, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    """The version was written with SSE-C: S3 answers a HEAD without the customer's key with 400."""
+    object_version(bucket, key, version_id, account_id=account_id).sse_c = True
+
+
 def replicate(
     s3,
     source_bucket: str,
@@ -177,6 +182,7 @@ def replicate(
     replica = _backend(account_id).get_object(destination_bucket, key)
     replica._version_id = version_id
     replica.replication_status = "REPLICA"
+    replica.sse_c = getattr(source, "sse_c", False)  # S3 replicates SSE-C objects as they are
     if etag is not None:
         replica._etag = etag
     return {"size": replica.size, "etag": replica.etag.strip('"')}

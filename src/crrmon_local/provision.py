@@ -514,11 +514,13 @@ def _refs(value: Any) -> set[str]:
 
 
 def _grant_what_the_roles_allow(template: dict[str, Any], resolver: Resolver) -> None:
-    """Tell the S3 emulator which buckets the functions' roles may list: real S3 answers a HEAD of a
-    missing version with 404 only to a caller with s3:ListBucket on the bucket, with 403 to others."""
+    """Tell the S3 emulator which buckets the functions' roles may list (and forget earlier grants): real S3
+    answers a HEAD of a missing version with 404 only to a caller with s3:ListBucket on the bucket, with
+    403 to others."""
     from crrmon_local import emulator
 
     account = resolver.pseudo["AWS::AccountId"]
+    emulator.reset_grants()
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function" or not resolver.active(logical_id):
             continue

@@ -225,13 +225,13 @@ def make_buckets(session) -> None:
         )
 
 
-@pytest.fixture
-def world(aws, clock, monkeypatch, capsys) -> World:
+def build_world(session, clock: FakeClock, monkeypatch, **parameters: str) -> World:
+    """The buckets and rules above, and the monitor's stack with these parameters over the harness's."""
     emulator.install()
-    make_buckets(aws)
+    make_buckets(session)
     stack = provision(
         TEMPLATE,
-        session=aws,
+        session=session,
         stack_name="crrmon-test",
         parameters={
             "SourceBuckets": ",".join(RULES),
@@ -240,11 +240,17 @@ def world(aws, clock, monkeypatch, capsys) -> World:
             "GiveUpSeconds": str(GIVE_UP),
             "ArchiveEnabled": "true",
             "HeadRequestsPerSecond": "1000",
+            **parameters,
         },
         region=REGION,
     )
     for name, value in stack.environment.items():
         monkeypatch.setenv(name, value)
     runtime.reset()
-    yield World(aws, stack, clock)
+    return World(session, stack, clock)
+
+
+@pytest.fixture
+def world(aws, clock, monkeypatch, capsys) -> World:
+    yield build_world(aws, clock, monkeypatch)
     runtime.reset()

@@ -16,6 +16,9 @@ from crrmon.store import Verdict
 
 NEEDS_HEAD = "needs-head"
 MD5_ETAG_ENCRYPTIONS = ("none", "AES256")  # ETag stays an MD5 of the data (single part)
+# A side is observed when any of these is known: an event gives the time (and size), a HEAD at least the
+# encryption, even of an SSE-C version it can say nothing else about.
+OBSERVED = ("time", "size", "dm", "enc")
 
 
 def deadline_s(written_ms: int, size: int | None, *, rpo_seconds: int, throughput_mbps: float) -> int:
@@ -33,11 +36,11 @@ def multipart_parts(etag: str | None) -> int | None:
 
 
 def has_source(item: dict[str, Any]) -> bool:
-    return "s_time" in item or "s_size" in item or "s_dm" in item
+    return any(f"s_{name}" in item for name in OBSERVED)
 
 
 def has_replica(item: dict[str, Any]) -> bool:
-    return "r_time" in item or "r_size" in item or "r_dm" in item
+    return any(f"r_{name}" in item for name in OBSERVED)
 
 
 def timing(item: dict[str, Any]) -> tuple[int | None, bool]:
