@@ -549,3 +549,52 @@ def test_no_hard_coded_physical_names():
 def test_cfn_lint_finds_no_errors(path):
     errors = [m for m in lint_file(path) if m.rule.severity == "error"]
     assert not errors, "\n".join(str(m) for m in errors)
+
+
+def test_forwarder_read_role_reads_versions_only_and_trusts_only_the_monitors_head_roles():
+    forwarder = _template(FORWARDER)
+    role = forwarder["Resources"]["MonitorReadOnlyRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {
+        "Fn::If": [
+            "HasMonitorRoles",
+            {"ArnEquals": {"aws:PrincipalArn": {"Ref": "MonitorRoleArns"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    actions = {
+        action
+        for policy in role["Policies"]
+        for s in statements(policy["PolicyDocument"])
+        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    # A HEAD by version ID, and s3:ListBucket so that a missing version answers 404, not 403.
+    assert actions == {
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "s3:GetReplicationConfiguration",
+        "s3:GetBucketNotification",
+    }
+    # The monitor's outputs name the roles to trust, and its functions may assume the listed roles.
+    monitor = template()
+    assert "IngestFunctionRole" in json.dumps(monitor["Outputs"]["HeadRoleArns"])
+    for function in ("IngestFunction", "SweeperFunction"):
+        text = json.dumps(monitor["Resources"][function]["Properties"]["Policies"])
+        assert '"sts:AssumeRole", "Resource": {"Ref": "ReaderRoleArns"}' in text, function
+
+
+def test_heading_functions_may_list_the_buckets_they_head():
+    for function, lists in (
+        ("IngestFunction", ["SourceBuckets"]),
+        ("SweeperFunction", ["SourceBuckets", "DestinationBuckets"]),
+    ):
+        policies = template()["Resources"][function]["Properties"]["Policies"]
+        listed = [
+            s
+            for policy in policies
+            if isinstance(policy, dict)
+            for item in policy.get("Statement", [])
+            for s in branches(item)
+            if isinstance(s, dict) and s.get("Action") == "s3:ListBucket"
+        ]
+        assert sorted(p for s in listed for p in lists if p in json.dumps(s["Resource"])) == sorted(lists), function
