@@ -77,6 +77,7 @@ class Doctor:
         self.regions[bucket] = region
         client = self.ctx.aws.client("s3", region if region != "unknown" else None)
         self.guarded("versioning", bucket, self.versioning, client, bucket)
+        self.guarded("encryption", bucket, self.encryption, client, bucket)
         notifications = self.guarded("notifications", bucket, self.notifications, client, bucket)
         if notifications is None:
             return
@@ -111,6 +112,47 @@ class Doctor:
                 bucket,
                 f"versioning is {status or 'off'}: replication needs it on both sides",
                 f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled",
+            )
+
+    def encryption(self, s3, bucket: str) -> None:
+        """A bucket whose default encryption is a KMS key: checksum-mode HEADs (VerifyMode=checksum) need
+        kms:Decrypt on that key for the monitor's HEAD roles; plain HEADs need nothing."""
+        try:
+            rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ServerSideEncryptionConfigurationNotFoundError":
+                raise
+            rules = []
+        default = (rules[0] if rules else {}).get("ApplyServerSideEncryptionByDefault") or {}
+        algorithm, key = default.get("SSEAlgorithm", "none"), default.get("KMSMasterKeyID") or "aws/s3"
+        if algorithm not in ("aws:kms", "aws:kms:dsse"):
+            self.add("OK", "encryption", bucket, f"default encryption {algorithm}: HEADs need no KMS grant")
+            return
+        if self.ctx.target.environment.get("VERIFY_MODE", "etag") != "checksum":
+            self.add("OK", "encryption", bucket, f"{algorithm} ({key}): HEADs without checksum mode need no KMS grant")
+            return
+        roles = [r for r in self.ctx.target.head_role_arns.split(",") if r]
+        if key == "aws/s3" or not key.startswith("arn:"):
+            self.add(
+                "WARN",
+                "encryption",
+                bucket,
+                f"{algorithm} with {key}: checksum-mode HEADs need kms:Decrypt on it; they fall back to plain HEADs",
+                "a customer managed key allowing kms:Decrypt to the HeadRoleArns output, or VerifyMode=etag",
+            )
+            return
+        region = key.split(":")[3]
+        kms = self.ctx.aws.client("kms", region)
+        policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+        if roles and all(grants_decrypt(policy, role) for role in roles):
+            self.add("OK", "encryption", bucket, f"{algorithm}: the key policy lets the monitor's roles decrypt")
+        else:
+            self.add(
+                "WARN",
+                "encryption",
+                bucket,
+                f"{algorithm}: the policy of {key} does not name the monitor's HEAD roles for kms:Decrypt",
+                f"allow kms:Decrypt on {key} to {', '.join(roles) or 'the HeadRoleArns output'} in its key policy",
             )
 
     @staticmethod
@@ -381,6 +423,22 @@ def allows(policy: dict, service: str, actions: tuple[str, ...] = ("kms:Generate
         listed = statement.get("Action", [])
         granted += [listed] if isinstance(listed, str) else listed
     return all(any(fnmatch.fnmatchcase(action, pattern) for pattern in granted) for action in actions)
+
+
+def grants_decrypt(policy: dict, role_arn: str) -> bool:
+    """Whether the key policy allows kms:Decrypt to this role by name (a grant through the account root
+    and IAM policies is not counted: the doctor cannot read those)."""
+    for statement in policy.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal") or {}
+        names = principal.get("AWS", []) if isinstance(principal, dict) else [principal]
+        names = [names] if isinstance(names, str) else names
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if role_arn in names and any(fnmatch.fnmatchcase("kms:Decrypt", a) for a in actions):
+            return True
+    return False
 
 
 def doctor(ctx: Context, args) -> int:

@@ -35,6 +35,7 @@ OUTPUTS = {
     "AthenaDatabase": "athena_database",
     "AthenaTable": "athena_table",
     "AthenaWorkGroup": "athena_workgroup",  # when the template defines one with its result location
+    "HeadRoleArns": "head_role_arns",
 }
 # Logical IDs -> Target fields, for stacks whose outputs lack them (their physical ID is the Ref value).
 RESOURCES = {
@@ -58,6 +59,7 @@ PARAMETERS = {
     "GiveUpSeconds": "GIVE_UP_SECONDS",
     "AllowedAccounts": "ALLOWED_ACCOUNTS",
     "RecordRetentionHours": "RECORD_RETENTION_HOURS",
+    "VerifyMode": "VERIFY_MODE",
 }
 # Fields of the local demo's "stack" object -> Target fields (same names unless listed).
 LOCAL_RENAMES = {"account_id": "account_id"}
@@ -85,6 +87,7 @@ class Target:
     athena_database: str = ""
     athena_table: str = ""
     athena_workgroup: str = ""
+    head_role_arns: str = ""  # the functions' roles that HEAD versions, comma separated
     local: bool = False  # the local demo: no Athena, the archive is read directly
     environment: dict[str, str] = field(default_factory=dict)
 

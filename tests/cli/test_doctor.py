@@ -134,3 +134,49 @@ def test_doctor_reports_where_reconciliation_stands(world, cli):
         slow["severity"] == "WARN"
         and slow["finding"] == "first pass under way for 2d00h; a pass under way: 9 versions listed"
     )
+
+
+def _checksum_mode_stack(stack_file: str, roles: list[str]) -> None:
+    with open(stack_file) as f:
+        raw = json.load(f)
+    raw["environment"]["VERIFY_MODE"] = "checksum"
+    raw["stack"]["head_role_arns"] = ",".join(roles)
+    with open(stack_file, "w") as f:
+        json.dump(raw, f)
+
+
+def test_doctor_names_the_kms_grant_checksum_mode_needs(world, cli, stack_file):
+    roles = [f"arn:aws:iam::{ACCOUNT}:role/crrmon-test-IngestFunctionRole", f"arn:aws:iam::{ACCOUNT}:role/sweeper"]
+    kms = world.session.client("kms", region_name=REGION)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*"}],
+    }
+    key = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
+    default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    world.s3.put_bucket_encryption(
+        Bucket=SRC, ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": default}]}
+    )
+    _, answer = cli.json("doctor", "--bucket", SRC)  # VerifyMode etag: plain HEADs need no grant
+    assert _findings(answer, "encryption", SRC)[0]["severity"] == "OK"
+
+    _checksum_mode_stack(stack_file, roles)
+    _, answer = cli.json("doctor", "--bucket", SRC)
+    (finding,) = _findings(answer, "encryption", SRC)
+    assert finding["severity"] == "WARN" and key in finding["fix"] and roles[1] in finding["fix"]
+
+    policy["Statement"].append({"Effect": "Allow", "Principal": {"AWS": roles}, "Action": "kms:Decrypt"})
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
+    _, answer = cli.json("doctor", "--bucket", SRC)
+    assert _findings(answer, "encryption", SRC)[0]["severity"] == "OK"
+
+
+def test_doctor_warns_that_the_aws_managed_key_cannot_serve_checksum_mode(world, cli, stack_file):
+    default = {"SSEAlgorithm": "aws:kms"}
+    world.s3.put_bucket_encryption(
+        Bucket=SRC, ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": default}]}
+    )
+    _checksum_mode_stack(stack_file, [])
+    _, answer = cli.json("doctor", "--bucket", SRC)
+    (finding,) = _findings(answer, "encryption", SRC)
+    assert finding["severity"] == "WARN" and "aws/s3" in finding["finding"]
