@@ -243,3 +243,34 @@ def test_two_way_object_written_in_b_is_judged_b_to_a_only(world):
         "COMPLETED",
         3000,
     )
+
+
+def test_s3_throttling_at_the_deadline_puts_the_check_off_without_a_verdict(world, capsys):
+    from botocore.exceptions import ClientError
+
+    from crrmon import runtime
+
+    key = "throttled/at-deadline.bin"
+    obj = world.put(SRC, key)
+    world.send(world.created_event(SRC, key, obj))
+    world.run()
+    for dest in (DST, DST2):  # replicated, both replica events lost: only HEADs can tell
+        world.replicate(SRC, key, obj, dest)
+
+    def slow_down(params, **_):
+        error = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}
+        raise ClientError({**error, "ResponseMetadata": {"HTTPStatusCode": 503}}, "HeadObject")
+
+    s3 = runtime.client("s3")
+    s3.meta.events.register("provide-client-params.s3.HeadObject", slow_down)
+    try:
+        capsys.readouterr()
+        world.advance(RPO + 1)
+        printed = capsys.readouterr().out
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.HeadObject", slow_down)
+    for dest in (DST, DST2):
+        assert world.item(key, obj["version_id"], dest)["status"] == "OVERDUE"
+    assert world.lines_for(key) == []  # no verdict from an unanswered HEAD
+    assert service_total(printed, "HeadsPutOff") >= 1
+    assert world.queue_bodies(world.stack.timer_dlq_url) == []  # the timer was re-armed, not failed

@@ -224,3 +224,21 @@ def test_a_rule_with_and_of_prefix_and_tags_never_expects_delete_markers():
     assert [e.destination_bucket for e in topo.expectations("src", "logs/a")] == ["dst"]
     assert topo.expectations("src", "other/a") == []
     assert topo.expectations("src", "logs/a", delete_marker=True) == []
+
+
+def test_s3_throttling_backs_off_that_bucket_only(s3):
+    from crrmon.evidence import Evidence, RateLimiter
+
+    now = [0.0]
+    evidence = Evidence(s3, RateLimiter(100, clock=lambda: now[0]), back_off_s=30)
+    s3.stubber.add_client_error("head_object", service_error_code="SlowDown", http_status_code=503)
+    with pytest.raises(Throttled):
+        evidence.head(BUCKET, KEY, VERSION)
+    with pytest.raises(Throttled):  # no request: the bucket's budget is empty for the back-off
+        evidence.head(BUCKET, KEY, VERSION)
+    assert evidence.requests == 1
+    answer(s3, {"ContentLength": 1, "ETag": '"a"'}, {**EXPECTED, "Bucket": "other-bucket"})
+    assert evidence.head("other-bucket", KEY, VERSION).exists
+    now[0] += 31
+    answer(s3, {"ContentLength": 1, "ETag": '"a"'})
+    assert evidence.head(BUCKET, KEY, VERSION).size == 1
