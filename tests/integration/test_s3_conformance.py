@@ -274,3 +274,22 @@ def test_s3_throttling_at_the_deadline_puts_the_check_off_without_a_verdict(worl
     assert world.lines_for(key) == []  # no verdict from an unanswered HEAD
     assert service_total(printed, "HeadsPutOff") >= 1
     assert world.queue_bodies(world.stack.timer_dlq_url) == []  # the timer was re-armed, not failed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not handled: with the source version gone, a replica whose status is not REPLICA (replica "
+    "modification sync reports PENDING, COMPLETED or FAILED) is judged NOT_IN_SCOPE as a direct write",
+)
+def test_replica_under_modification_sync_whose_source_was_deleted_is_still_a_replica(world):
+    key = "sync/source-deleted.txt"
+    obj = world.put(SRC, key)  # the source's event is lost
+    world.replicate(SRC, key, obj, DST)
+    # The replica's tags were changed and replica modification sync copied the change back to the source:
+    # S3 now reports the replica's status as COMPLETED, no longer REPLICA. Then the source version is deleted.
+    emulator.set_replication_status(DST, key, obj["version_id"], "COMPLETED")
+    world.s3.delete_object(Bucket=SRC, Key=key, VersionId=obj["version_id"])
+    world.send(world.created_event(DST, key, obj))
+    world.advance(RPO + 1)
+    (line,) = world.lines_for(key)
+    assert line["status"] == "COMPLETED"
