@@ -29,6 +29,9 @@ def test_reconcile_all_replicated_and_tracked(world, cli):
 def test_reconcile_finds_missing_different_in_flight_and_untracked(world, cli):
     world.replicated("data/fine")
     missing = world.put(SRC, "data/missing")
+    # S3's time of the version on the test's clock (moto stamps the machine's, which a slow set-up leaves behind)
+    written = emulator.object_version(SRC, "data/missing", missing["version_id"])
+    written.last_modified = datetime.fromtimestamp(world.clock(), UTC).replace(tzinfo=None)
     world.send(world.created_event(SRC, "data/missing", missing))
     world.run()
     world.replicate(SRC, "data/missing", missing, DST2)  # never reaches DST

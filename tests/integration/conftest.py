@@ -254,3 +254,76 @@ def build_world(session, clock: FakeClock, monkeypatch, **parameters: str) -> Wo
 def world(aws, clock, monkeypatch, capsys) -> World:
     yield build_world(aws, clock, monkeypatch)
     runtime.reset()
+
+
+# ---- a second account: a backup bucket replicated to across accounts -------------------------------
+
+OTHER = "222222222222"
+XSRC, XDST = "xacct-src-use1", "backup-xacct-usw2"
+READER = f"arn:aws:iam::{OTHER}:role/crr-monitor-read"
+
+
+def other_account_session(aws):
+    credentials = aws.client("sts").assume_role(RoleArn=READER, RoleSessionName="backup-admin")["Credentials"]
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+
+
+@pytest.fixture
+def backup_account(aws):
+    """A bucket in another account, replicated to from a bucket of the monitor's account."""
+    other = aws.client("s3", region_name="us-west-2", **other_account_session(aws))
+    other.create_bucket(Bucket=XDST, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    other.put_bucket_versioning(Bucket=XDST, VersioningConfiguration={"Status": "Enabled"})
+    s3 = aws.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=XSRC)
+    s3.put_bucket_versioning(Bucket=XSRC, VersioningConfiguration={"Status": "Enabled"})
+    rule = {
+        "ID": "to-backup-account",
+        "Priority": 1,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "Destination": {"Bucket": f"arn:aws:s3:::{XDST}", "Account": OTHER},
+        "DeleteMarkerReplication": {"Status": "Disabled"},
+    }
+    s3.put_bucket_replication(
+        Bucket=XSRC, ReplicationConfiguration={"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": [rule]}
+    )
+    yield
+    REGIONS.pop(XSRC, None), REGIONS.pop(XDST, None)
+
+
+def cross_account_world(aws, clock, monkeypatch, **parameters) -> World:
+    """The world with a destination in another account (the `backup_account` fixture makes it)."""
+    world = build_world(
+        aws,
+        clock,
+        monkeypatch,
+        SourceBuckets=",".join([*RULES, XSRC]),
+        DestinationBuckets=f"{DST},{DST2},{BIDI_A},{BIDI_B},{XDST}",
+        AllowedAccounts=OTHER,
+        **parameters,
+    )
+    emulator.grant_list(XDST, OTHER)  # the forwarder's read-only role may list its buckets
+    REGIONS[XSRC], REGIONS[XDST] = "us-east-1", "us-west-2"
+    return world
+
+
+def subscription_confirmation(topic_arn: str) -> str:
+    return json.dumps(
+        {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+            "Token": "2336412f37fb687f5d51e6e2425f004aed4d7f1a",
+            "TopicArn": topic_arn,
+            "Message": f"You have chosen to subscribe to the topic {topic_arn}.",
+            "SubscribeURL": "https://sns.example/?Action=ConfirmSubscription",
+            "Timestamp": "2026-12-07T10:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLE",
+            "SigningCertURL": "https://sns.example/cert.pem",
+        }
+    )

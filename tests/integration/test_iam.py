@@ -17,14 +17,35 @@ from crrmon_local import emulator
 from crrmon_local.cfn import load_template, translate
 from crrmon_local.lambdas import RUNNING, invoke, load_handler
 
-from .conftest import BIDI_A, BIDI_B, DST, DST2, REGION, RPO, SRC, TAGGED, TEMPLATE
+from .conftest import (
+    BIDI_A,
+    BIDI_B,
+    DST,
+    DST2,
+    OTHER,
+    READER,
+    REGION,
+    RPO,
+    SRC,
+    TAGGED,
+    TEMPLATE,
+    XDST,
+    XSRC,
+    cross_account_world,
+    subscription_confirmation,
+)
 
 PARAMETERS = {
-    "SourceBuckets": f"{SRC},{BIDI_A},{BIDI_B},{TAGGED}",
-    "DestinationBuckets": f"{DST},{DST2},{BIDI_A},{BIDI_B}",
+    "SourceBuckets": f"{SRC},{BIDI_A},{BIDI_B},{TAGGED},{XSRC}",
+    "DestinationBuckets": f"{DST},{DST2},{BIDI_A},{BIDI_B},{XDST}",
     "ArchiveEnabled": "true",
     "ReconcileSchedule": "rate(6 hours)",
+    "ReaderRoleArns": READER,
+    "AllowedAccounts": OTHER,
 }
+# Allowed for the answers S3 gives, not called: a HEAD of a missing version answers 404 only to a caller
+# that may list the bucket (403 otherwise).
+ANSWER_SIDE = {("s3:ListBucket", "SourceBuckets"), ("s3:ListBucket", "DestinationBuckets")}
 # Allowed for the Lambda service on the function's behalf (event source mappings, on-failure
 # destinations, encryption of what the function sends), not called by the function's code.
 SERVICE_SIDE = {
@@ -68,7 +89,11 @@ def kinds_of_call(stack, service: str, params: dict) -> set[str]:
         }
         return {urls[params["QueueUrl"]]}
     if service == "sns":
-        return {"AlertTopic"} if params["TopicArn"] == stack.alert_topic_arn else {"?"}
+        if params["TopicArn"] == stack.alert_topic_arn:
+            return {"AlertTopic"}
+        return {"AllowedAccounts/topics"} if params["TopicArn"].split(":")[4] == OTHER else {"?"}
+    if service == "sts":
+        return {"ReaderRoleArns"} if params["RoleArn"] in PARAMETERS["ReaderRoleArns"].split(",") else {"?"}
     if service == "firehose":
         return {"ArchiveDeliveryStream"} if params["DeliveryStreamName"] == stack.delivery_stream_name else {"?"}
     if service == "s3":
@@ -116,6 +141,10 @@ def kinds_of_resource(resource) -> set[str]:
                     if "/*" in text
                     else parameter
                 )
+        if "ReaderRoleArns" in text:
+            out.add("ReaderRoleArns")
+        if "AllowedAccounts" in text and "sns" in text:
+            out.add("AllowedAccounts/topics")
         if "MonitorKey" in text or "KmsKeyArn" in text:
             out.add("key")
         if "TopologyParameterName" in text:
@@ -193,6 +222,16 @@ def permitted(action: str, kinds: set[str], allowed: set[tuple[str, str]]) -> bo
 
 
 @pytest.fixture
+def world(aws, clock, monkeypatch, capsys, backup_account):
+    """The harness's world with the tour's parameters: a destination in another account, read through its
+    role, whose forwarder topic's subscription is confirmed."""
+    yield cross_account_world(
+        aws, clock, monkeypatch, ReconcileSchedule=PARAMETERS["ReconcileSchedule"], ReaderRoleArns=READER
+    )
+    runtime.reset()
+
+
+@pytest.fixture
 def recorded(world):
     """(function, action, resource kinds) of every AWS call the handlers make."""
     calls: list[tuple[str, str, frozenset[str]]] = []
@@ -229,6 +268,11 @@ def tour(world) -> None:
     world.send(world.created_event(SRC, late, late_obj))
     world.send(world.failure_notification(SRC, late, late_obj, DST2, reason="DstBucketNotFound", rule_id="to-eu"))
     world.send("not an event")  # parked in the events DLQ
+    world.send(subscription_confirmation(f"arn:aws:sns:{REGION}:{OTHER}:crr-forwarder-failures"))
+    elsewhere = "tour/other-account"  # replicated to another account's bucket, its replica event lost
+    other = world.put(XSRC, elsewhere)
+    world.send(world.created_event(XSRC, elsewhere, other))
+    world.replicate(XSRC, elsewhere, other, XDST)
     world.advance(RPO + 1)
     world.schedule()
     # TTL removes an item that never got a verdict: the sweeper publishes it as EXPIRED.
@@ -249,6 +293,7 @@ def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
     tour(world)
     statuses = {(line["key"], line["destination_bucket"], line["status"]) for line in world.archive()}
     assert ("tour/late", DST, "EXPIRED") in statuses and ("tour/late", DST2, "FAILED") in statuses  # paths taken
+    assert ("tour/other-account", XDST, "COMPLETED") in statuses
     by_function: dict[str, set[tuple[str, frozenset[str]]]] = {}
     for function, action, kinds in recorded:
         by_function.setdefault(function, set()).add((action, kinds))
@@ -261,7 +306,7 @@ def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
         unused = {
             (action, kind)
             for action, kind in allowed
-            if (action, kind) not in SERVICE_SIDE
+            if (action, kind) not in SERVICE_SIDE | ANSWER_SIDE
             and not action.startswith(SERVICE_SIDE_PREFIXES)
             and not any(fnmatch.fnmatchcase(a, action) and k == kind for a, k in used)
         }

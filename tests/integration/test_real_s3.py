@@ -12,12 +12,28 @@ import json
 import os
 
 import boto3
-import pytest
 
 from crrmon import runtime
 from crrmon_local import emulator
 
-from .conftest import ACCOUNT, BIDI_A, BIDI_B, DST, DST2, REGION, REGIONS, RPO, SRC, build_world
+from .conftest import (
+    ACCOUNT,
+    BIDI_A,
+    BIDI_B,
+    DST,
+    DST2,
+    OTHER,
+    READER,
+    REGION,
+    REGIONS,
+    RPO,
+    SRC,
+    XDST,
+    XSRC,
+    build_world,
+    cross_account_world,
+    subscription_confirmation,
+)
 
 
 def statuses(world, key: str) -> dict[str, tuple]:
@@ -263,60 +279,6 @@ def test_two_way_delete_marker_not_replicated_is_overdue(world, monkeypatch):
 
 # ---- other accounts -------------------------------------------------------------------------------------
 
-OTHER = "222222222222"
-XSRC, XDST = "xacct-src-use1", "backup-xacct-usw2"
-READER = f"arn:aws:iam::{OTHER}:role/crr-monitor-read"
-
-
-def other_account_session(aws):
-    credentials = aws.client("sts").assume_role(RoleArn=READER, RoleSessionName="backup-admin")["Credentials"]
-    return {
-        "aws_access_key_id": credentials["AccessKeyId"],
-        "aws_secret_access_key": credentials["SecretAccessKey"],
-        "aws_session_token": credentials["SessionToken"],
-    }
-
-
-@pytest.fixture
-def backup_account(aws):
-    """A bucket in another account, replicated to from a bucket of the monitor's account."""
-    other = aws.client("s3", region_name="us-west-2", **other_account_session(aws))
-    other.create_bucket(Bucket=XDST, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    other.put_bucket_versioning(Bucket=XDST, VersioningConfiguration={"Status": "Enabled"})
-    s3 = aws.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=XSRC)
-    s3.put_bucket_versioning(Bucket=XSRC, VersioningConfiguration={"Status": "Enabled"})
-    rule = {
-        "ID": "to-backup-account",
-        "Priority": 1,
-        "Status": "Enabled",
-        "Filter": {"Prefix": ""},
-        "Destination": {"Bucket": f"arn:aws:s3:::{XDST}", "Account": OTHER},
-        "DeleteMarkerReplication": {"Status": "Disabled"},
-    }
-    s3.put_bucket_replication(
-        Bucket=XSRC, ReplicationConfiguration={"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": [rule]}
-    )
-    yield
-    REGIONS.pop(XSRC, None), REGIONS.pop(XDST, None)
-
-
-def cross_account_world(aws, clock, monkeypatch, **parameters):
-    from .conftest import RULES
-
-    world = build_world(
-        aws,
-        clock,
-        monkeypatch,
-        SourceBuckets=",".join([*RULES, XSRC]),
-        DestinationBuckets=f"{DST},{DST2},{BIDI_A},{BIDI_B},{XDST}",
-        AllowedAccounts=OTHER,
-        **parameters,
-    )
-    emulator.grant_list(XDST, OTHER)  # the forwarder's read-only role may list its buckets
-    REGIONS[XSRC], REGIONS[XDST] = "us-east-1", "us-west-2"
-    return world
-
 
 def replicated_with_lost_event(world, key: str) -> dict:
     obj = world.put(XSRC, key)
@@ -360,23 +322,6 @@ def test_cross_account_missing_replica_fails_through_the_read_role(aws, clock, m
     world.advance(RPO + 1)
     (line,) = world.lines_for(key)
     assert (line["status"], line["reason"]) == ("FAILED", "replication status FAILED")
-
-
-def subscription_confirmation(topic_arn: str) -> str:
-    return json.dumps(
-        {
-            "Type": "SubscriptionConfirmation",
-            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-            "Token": "2336412f37fb687f5d51e6e2425f004aed4d7f1a",
-            "TopicArn": topic_arn,
-            "Message": f"You have chosen to subscribe to the topic {topic_arn}.",
-            "SubscribeURL": "https://sns.example/?Action=ConfirmSubscription",
-            "Timestamp": "2026-12-07T10:00:00.000Z",
-            "SignatureVersion": "1",
-            "Signature": "EXAMPLE",
-            "SigningCertURL": "https://sns.example/cert.pem",
-        }
-    )
 
 
 def test_forwarder_topic_of_an_allowed_account_gets_its_subscription_confirmed(

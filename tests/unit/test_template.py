@@ -575,12 +575,13 @@ def test_forwarder_read_role_reads_versions_only_and_trusts_only_the_monitors_he
         "s3:GetReplicationConfiguration",
         "s3:GetBucketNotification",
     }
-    # The monitor's outputs name the roles to trust, and its functions may assume the listed roles.
+    # The monitor's output names the role to trust; only that function (the sweeper) may assume the roles.
     monitor = template()
-    assert "IngestFunctionRole" in json.dumps(monitor["Outputs"]["HeadRoleArns"])
-    for function in ("IngestFunction", "SweeperFunction"):
+    assert monitor["Outputs"]["HeadRoleArns"]["Value"] == {"Fn::GetAtt": ["SweeperFunctionRole", "Arn"]}
+    for function in ("IngestFunction", "MatcherFunction", "SweeperFunction"):
         text = json.dumps(monitor["Resources"][function]["Properties"]["Policies"])
-        assert '"sts:AssumeRole", "Resource": {"Ref": "ReaderRoleArns"}' in text, function
+        grants = '"sts:AssumeRole", "Resource": {"Ref": "ReaderRoleArns"}' in text
+        assert grants is (function == "SweeperFunction"), function
 
 
 def test_heading_functions_may_list_the_buckets_they_head():

@@ -130,10 +130,12 @@ def publisher() -> Publisher:
 
 
 @cache
-def evidence(function: str = "") -> Evidence:
+def evidence(function: str = "", *, other_accounts: bool = True) -> Evidence:
+    """HEADs for one function. Only the sweeper reads buckets of other accounts (through READER_ROLE_ARNS);
+    ingest's HEADs (buckets both source and destination) use its own role, and a refusal is handled."""
     cfg = config()
     clients = None
-    if cfg.reader_role_arns:
+    if cfg.reader_role_arns and other_accounts:
         topology = topology_cache(function)
         clients = BucketClients(
             client("s3"),
@@ -166,7 +168,7 @@ def ingest(counters: Counters) -> Ingest:
         config(),
         store(),
         topology_cache(function_name()),
-        evidence(function_name()),
+        evidence(function_name(), other_accounts=False),
         client("sqs"),
         counters,
         now,
