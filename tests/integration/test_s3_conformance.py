@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 from crrmon_local import emulator
 
 from .conftest import ACCOUNT, BIDI_A, BIDI_B, DST, DST2, REGIONS, RPO, SRC
@@ -202,11 +200,6 @@ def test_deleted_source_without_list_permission_is_not_taken_for_deleted(world):
 # ---- two-way replication with replica modification sync ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not handled: a replica whose HEAD shows PENDING (replica modification sync) when its event is read "
-    "is taken for a new source version in the two-way bucket, and a second COMPLETED verdict (B to A) is written",
-)
 def test_replica_showing_pending_under_modification_sync_is_not_a_new_source(world):
     key = "sync/tagged-replica.txt"
     a = world.put(BIDI_A, key)
@@ -276,11 +269,6 @@ def test_s3_throttling_at_the_deadline_puts_the_check_off_without_a_verdict(worl
     assert world.queue_bodies(world.stack.timer_dlq_url) == []  # the timer was re-armed, not failed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not handled: with the source version gone, a replica whose status is not REPLICA (replica "
-    "modification sync reports PENDING, COMPLETED or FAILED) is judged NOT_IN_SCOPE as a direct write",
-)
 def test_replica_under_modification_sync_whose_source_was_deleted_is_still_a_replica(world):
     key = "sync/source-deleted.txt"
     obj = world.put(SRC, key)  # the source's event is lost

@@ -325,8 +325,10 @@ class Ingest:
     def _role_in_two_way_bucket(self, event: ObjectEvent) -> tuple[Role | None, bool]:
         """A bucket that is both source and destination: is this version a replica? (role, undecided).
 
-        Only a replica answers HEAD with `x-amz-replication-status: REPLICA`. Where HEAD cannot say — a
-        delete marker (405, no status), an SSE-C object (400), a refusal (403) — the version is recorded
+        Only a replica answers HEAD with `x-amz-replication-status: REPLICA` (with replica modification
+        sync a replica may report PENDING, COMPLETED or FAILED instead, as a source does). Where HEAD cannot
+        say — such a status, a delete marker (405, no status), an SSE-C object (400), a refusal (403) — the
+        version is recorded
         as a source, marked undecided (`two_way`); at the deadline the sweeper pairs it with the same
         version seen in the other bucket, and the earlier of the two is the original (crrmon.sweep).
         None: the version is gone.
@@ -342,7 +344,13 @@ class Ingest:
             return None, False
         if facts.delete_marker or not facts.readable:
             return Role.SOURCE, True
-        return (Role.DESTINATION if facts.replication_status == "REPLICA" else Role.SOURCE), False
+        if facts.replication_status == "REPLICA":
+            return Role.DESTINATION, False
+        if facts.replication_status is None:  # no rule applies to it: not a replica either
+            return Role.SOURCE, False
+        # PENDING, COMPLETED or FAILED: a source version of this bucket's rules, or a replica that
+        # replica modification sync made report the status of its own replication back.
+        return Role.SOURCE, True
 
     def _complete_in_one_write(self, pk: str, event: ObjectEvent, fields: dict, time_ms: int, now_s: float) -> bool:
         """The happy path: a replica after its source, on time, with the same size (and ETag) gets its

@@ -225,7 +225,8 @@ class Sweeper:
         """A replica (or S3 failure report) whose source event never arrived: find the source version.
 
         Only replication makes a destination version whose ID a source version has, and only such a
-        version answers `x-amz-replication-status: REPLICA`. A version in the destination that no
+        version answers `x-amz-replication-status: REPLICA` (or, with replica modification sync, the
+        status of its own replication, in a bucket that is no source itself). A version in the destination that no
         source holds and that is not a replica was written there directly (or is the destination's own
         delete marker): it is not replication's, and never a COMPLETED.
         """
@@ -249,7 +250,11 @@ class Sweeper:
             return self._late(item, "no source version found; the destination version is not readable (HTTP 403)")
         if not replica.exists:
             reason = "no source holds this version and it is gone from the destination"
-        elif replica.replication_status == "REPLICA":
+        elif replica.replication_status == "REPLICA" or (
+            # With replica modification sync a replica reports its own replication's status. A version
+            # written directly into a bucket that is no source has no status at all.
+            replica.replication_status is not None and item["dest"] not in topology.sources
+        ):
             verdict = Verdict(
                 Status.COMPLETED, reason="source version no longer exists; replica present", verified_by="replica"
             )
