@@ -98,8 +98,7 @@ class World:
             etag=obj["etag"],
             time_s=self.clock(),
             region=REGIONS[bucket],
-            account=ACCOUNT,
-            **extra,
+            **{"account": ACCOUNT, **extra},
         )
 
     def replicated(self, key: str, *, after_s: float = 3) -> dict:
@@ -119,7 +118,8 @@ class World:
         self, src: str, key: str, obj: dict, dest: str, *, reason: str = "DstPutObjectNotPermitted", rule_id: str
     ) -> str:
         """S3's OperationFailedReplication notification of `obj`'s replication to `dest`, in SNS (the
-        forwarder topic's delivery)."""
+        forwarder topic's delivery). S3 marks the source version FAILED with it."""
+        emulator.set_replication_status(src, key, obj["version_id"], "FAILED")
         record = emulator.replication_failure(
             bucket=src,
             key=key,

@@ -12,6 +12,7 @@ import json
 import os
 
 import boto3
+import pytest
 
 from crrmon import runtime
 from crrmon_local import emulator
@@ -237,7 +238,8 @@ def rules_as_stored(world, monkeypatch) -> None:
     runtime.reset()
 
 
-def test_two_way_delete_marker_is_judged_once_in_its_own_direction(world, monkeypatch):
+@pytest.mark.parametrize("replicated_after_s", [2, 0.4], ids=["a-later-second", "the-same-second"])
+def test_two_way_delete_marker_is_judged_once_in_its_own_direction(world, monkeypatch, replicated_after_s):
     rules_as_stored(world, monkeypatch)
     key = "bidi/deleted.txt"
     a = world.put(BIDI_A, key)
@@ -252,13 +254,14 @@ def test_two_way_delete_marker_is_judged_once_in_its_own_direction(world, monkey
     deleted = {"reason": "DeleteObject", "deletion_type": "Delete Marker Created"}
     world.send(world.created_event(BIDI_A, key, {**a, "version_id": marker}, **deleted))
     world.run()
-    world.clock.advance(2)
+    world.clock.advance(replicated_after_s)  # EventBridge times are whole seconds: 0.4 s later ties with A's
     emulator.replicate_delete_marker(world.s3, BIDI_B, key, marker)  # S3 replicates the marker to B
     world.send(world.created_event(BIDI_B, key, {**a, "version_id": marker}, **deleted))
     world.advance(RPO + 1)
 
     forward = world.item(key, marker, BIDI_B)
-    assert (forward["status"], forward["verified_by"], forward["latency_ms"]) == ("COMPLETED", "delete-marker", 2000)
+    latency = int(replicated_after_s) * 1000
+    assert (forward["status"], forward["verified_by"], forward["latency_ms"]) == ("COMPLETED", "delete-marker", latency)
     backward = world.item(key, marker, BIDI_A)
     assert backward["status"] == "NOT_IN_SCOPE" and "two-way replication" in backward["reason"]
     assert [line["status"] for line in world.lines_for(key) if line["version_id"] == marker].count("COMPLETED") == 1

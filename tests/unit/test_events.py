@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -217,6 +218,7 @@ def test_s3_notification_in_sns_sample():
         reason="CompleteMultipartUpload",
         region="us-east-1",
         origin="s3-notification",
+        topic_arn="arn:aws:sns:us-east-1:111122223333:crr-monitor-s3-notifications",
     )
 
 
@@ -239,6 +241,7 @@ def test_replication_failed_sample():
         size=201554,
         etag="6f8db599de986fab7a21625b7916589c",
         origin="s3-notification",
+        topic_arn="arn:aws:sns:us-east-1:111122223333:crr-monitor-s3-notifications",
     )
 
 
@@ -512,7 +515,43 @@ def test_notification_time_keeps_milliseconds_in_utc():
 
 def test_notification_inside_sns():
     direct = one(notification(record(aws_encode("x y"))))
-    assert one(sns(notification(record(aws_encode("x y"))))) == direct
+    delivered = one(sns(notification(record(aws_encode("x y")))))
+    assert delivered == replace(direct, topic_arn=sample("s3-notification-in-sns.json")["TopicArn"])
+
+
+def test_sns_carries_only_s3_notification_records():
+    """S3 sends only notification records through SNS: another shape inside an SNS message is a forgery."""
+    for inner in (sample("eventbridge-object-created.json"), sample("cloudtrail-put-object.json")):
+        assert one(sns(inner)) == Rejected("unknown-shape", "an SNS message carries S3 event notification records only")
+    assert one(changed(sns(notification(record("k"))), "TopicArn", "arn:aws:sqs:us-east-1:111122223333:q")) == Rejected(
+        "bad-value", "TopicArn: not an SNS topic ARN"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("s3.bucket.name", "a" * 64),
+        ("s3.bucket.name", "Upper-Case-Bucket"),
+        ("s3.bucket.name", "ab"),
+        ("s3.bucket.name", "under_score"),
+        ("s3.bucket.name", "double..dot"),
+        ("awsRegion", "moon-base-1x"),
+        ("awsRegion", "us-east-1; DROP"),
+        ("s3.object.eTag", "e" * 65),
+        ("s3.object.eTag", "<script>"),
+    ],
+)
+def test_names_regions_and_etags_are_checked_as_s3_makes_them(field: str, value: str):
+    assert one(notification(changed(record("k"), field, value))).reason == "bad-value"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("failureReason", "x" * 129), ("failureReason", "bad\nline"), ("replicationRuleId", "r" * 256)],
+)
+def test_free_text_of_failure_events_is_capped(field: str, value: str):
+    assert one(notification(replication_record("k", **{field: value}))).reason == "bad-value"
 
 
 def test_test_event_direct_or_inside_sns_is_ignored():
@@ -562,7 +601,7 @@ def test_every_replication_outcome(outcome: ReplicationOutcome, prefix: str):
         assert event.failure_reason == expected
 
 
-@pytest.mark.parametrize("reason", ["SrcKeyNotFound", "DstKmsKeyNotFound", "SomeReasonAddedIn2031", "x y+z"])
+@pytest.mark.parametrize("reason", ["SrcKeyNotFound", "DstKmsKeyNotFound", "SomeReasonAddedIn2031", "x y-z"])
 def test_failure_reasons_are_kept_verbatim(reason: str):
     assert one(notification(replication_record("k", failureReason=reason))).failure_reason == reason
 

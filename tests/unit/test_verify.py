@@ -74,11 +74,18 @@ def test_checksum_mode_heads_then_compares_full_object_checksums():
     assert mixed.verified_by == "etag"
 
 
-def test_failure_report_without_replica_fails_with_s3s_reason():
-    verdict = decide(item(SOURCE, fail="DstPutObjectNotPermitted"), verify_mode="etag")
+def test_failure_report_without_replica_fails_with_s3s_reason_once_s3_confirms():
+    # A report is a message (it could be forged): S3's own word is asked first.
+    assert decide(item(SOURCE, fail="DstPutObjectNotPermitted"), verify_mode="etag") == NEEDS_HEAD
+    verdict = decide(item(SOURCE, fail="DstPutObjectNotPermitted", headed=True), verify_mode="etag")
     assert verdict.status is Status.FAILED and verdict.reason == "DstPutObjectNotPermitted"
     # a failure report alone (source event lost) is enough too
-    assert decide(item(fail="SomeNewReason"), verify_mode="etag").reason == "SomeNewReason"
+    assert decide(item(fail="SomeNewReason", headed=True), verify_mode="etag").reason == "SomeNewReason"
+
+
+def test_observations_from_another_account_are_confirmed_by_s3():
+    assert decide(item(SOURCE, REPLICA, xacct=True), verify_mode="etag") == NEEDS_HEAD
+    assert decide(item(SOURCE, REPLICA, xacct=True, headed=True), verify_mode="etag").status is Status.COMPLETED
 
 
 def test_replica_after_deadline_or_after_overdue_missed_rpo():

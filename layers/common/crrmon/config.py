@@ -33,6 +33,8 @@ ENV_VARS = (
     "SILENCE_MINUTES",
     "ALLOWED_ACCOUNTS",
     "READER_ROLE_ARNS",
+    "ACCOUNT_ID",
+    "FORWARDER_TOPIC_ARNS",
 )
 
 
@@ -63,6 +65,8 @@ class Config:
     silence_minutes: int = 0
     allowed_accounts: tuple[str, ...] = field(default=())
     reader_role_arns: tuple[str, ...] = field(default=())  # read-only roles in accounts holding watched buckets
+    account_id: str = ""  # the stack's own account
+    forwarder_topic_arns: tuple[str, ...] = field(default=())  # topics whose messages need no confirming HEAD
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -77,6 +81,12 @@ class Config:
             object.__setattr__(self, "give_up_seconds", self.rpo_seconds)
         if self.expected_throughput_mbps <= 0 or self.head_requests_per_second <= 0:
             raise ValueError("EXPECTED_THROUGHPUT_MBPS and HEAD_REQUESTS_PER_SECOND must be positive")
+
+    def accepts_account(self, account: str) -> bool:
+        """Events may speak for this account: the stack's own or one of ALLOWED_ACCOUNTS (all, when
+        neither is known: a configuration without accounts, as in local tests)."""
+        known = set(self.allowed_accounts) | ({self.account_id} if self.account_id else set())
+        return not known or account in known
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -107,4 +117,6 @@ class Config:
             silence_minutes=int(get("SILENCE_MINUTES", "0")),
             allowed_accounts=_csv(get("ALLOWED_ACCOUNTS")),
             reader_role_arns=_csv(get("READER_ROLE_ARNS")),
+            account_id=get("ACCOUNT_ID"),
+            forwarder_topic_arns=_csv(get("FORWARDER_TOPIC_ARNS")),
         )

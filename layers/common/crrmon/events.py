@@ -20,6 +20,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -76,6 +77,11 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+_ETAG = re.compile(r"[0-9A-Za-z]{1,64}(-[0-9]{1,5})?")
+_FAILURE_REASON = re.compile(r"[A-Za-z0-9 ._:/()-]{1,128}")  # S3's reasons are identifiers: DstBucketNotFound...
+_RULE_ID = re.compile(r"[^\x00-\x1f\x7f]{1,255}")  # S3 allows up to 255 characters in a rule ID
 
 # EventBridge detail-types from aws.s3 that need no work, and the Ignored reason for each.
 _IGNORED_DETAIL_TYPES = {
@@ -208,7 +214,29 @@ def _sns(envelope: dict[str, Any]) -> list[Parsed]:
         return [Rejected(MALFORMED_JSON, "SNS Message nested too deeply")]
     except ValueError:
         return [Rejected(MALFORMED_JSON, "SNS Message is not JSON")]
-    return _parse_document(inner, inside_sns=True)
+    if not isinstance(inner, dict) or not ("Records" in inner or inner.get("Event") == "s3:TestEvent"):
+        # Topics carry S3 event notifications only: an EventBridge or CloudTrail shape in an SNS message
+        # is someone's forgery (S3 never sends those through SNS).
+        return [Rejected(UNKNOWN_SHAPE, "an SNS message carries S3 event notification records only")]
+    try:
+        topic_arn = _topic_arn(envelope.get("TopicArn"))
+    except _Reject as problem:
+        return [Rejected(problem.reason, problem.detail)]
+    return [
+        replace(parsed, topic_arn=topic_arn) if isinstance(parsed, ObjectEvent | ReplicationEvent) else parsed
+        for parsed in _parse_document(inner, inside_sns=True)
+    ]
+
+
+def _topic_arn(value: Any) -> str:
+    topic_arn = _text(value, "TopicArn")
+    if not _TOPIC_ARN.fullmatch(topic_arn):
+        raise _Reject(BAD_VALUE, "TopicArn: not an SNS topic ARN")
+    return topic_arn
+
+
+def topic_account(topic_arn: str) -> str:
+    return topic_arn.split(":")[4]
 
 
 _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]{1,32}:[0-9]{12}:[A-Za-z0-9_.-]{1,256}")
@@ -216,9 +244,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,2048}")
 
 
 def _subscription_request(envelope: dict[str, Any]) -> SubscriptionRequest:
-    topic_arn = _text(envelope.get("TopicArn"), "TopicArn")
-    if not _TOPIC_ARN.fullmatch(topic_arn):
-        raise _Reject(BAD_VALUE, "TopicArn: not an SNS topic ARN")
+    topic_arn = _topic_arn(envelope.get("TopicArn"))
     token = _text(envelope.get("Token"), "Token")
     if not _TOKEN.fullmatch(token):
         raise _Reject(BAD_VALUE, "Token: not a subscription token")
@@ -273,7 +299,7 @@ def _s3_object_event(record: dict[str, Any], change: ObjectChange, reason: str |
         etag=_etag(_get(record, "s3.object.eTag"), "s3.object.eTag"),
         sequencer=_optional_text(_get(record, "s3.object.sequencer"), "s3.object.sequencer"),
         reason=reason,
-        region=_optional_text(record.get("awsRegion"), "awsRegion"),
+        region=_region(record.get("awsRegion"), "awsRegion"),
         origin="s3-notification",
     )
 
@@ -288,9 +314,9 @@ def _replication_record(record: dict[str, Any], outcome: ReplicationOutcome) -> 
         outcome=outcome,
         event_time=_time(_get(record, "eventTime", required=True), "eventTime"),
         destination_bucket=_destination_bucket(data.get("destinationBucket")),
-        failure_reason=_optional_text(data.get("failureReason"), "replicationEventData.failureReason"),
-        rule_id=_optional_text(data.get("replicationRuleId"), "replicationEventData.replicationRuleId"),
-        region=_optional_text(record.get("awsRegion"), "awsRegion"),
+        failure_reason=_capped(data.get("failureReason"), "replicationEventData.failureReason", _FAILURE_REASON),
+        rule_id=_capped(data.get("replicationRuleId"), "replicationEventData.replicationRuleId", _RULE_ID),
+        region=_region(record.get("awsRegion"), "awsRegion"),
         size=_size(_get(record, "s3.object.size"), "s3.object.size"),
         etag=_etag(_get(record, "s3.object.eTag"), "s3.object.eTag"),
     )
@@ -346,8 +372,8 @@ def _eventbridge_object(event: dict[str, Any]) -> ObjectEvent:
         etag=_etag(etag, "detail.object.etag"),
         sequencer=_optional_text(obj.get("sequencer"), "detail.object.sequencer"),
         reason=_optional_text(_get(event, "detail.reason"), "detail.reason"),
-        region=_optional_text(event.get("region"), "region"),
-        account=_optional_text(event.get("account"), "account"),
+        region=_region(event.get("region"), "region"),
+        account=_account(event.get("account"), "account"),
         origin="eventbridge",
     )
 
@@ -402,9 +428,8 @@ def _cloudtrail(event: dict[str, Any]) -> Parsed:
         event_time=_time(_get(event, "detail.eventTime", required=True), "detail.eventTime"),
         size=size,
         reason=name,
-        region=_optional_text(_get(event, "detail.awsRegion"), "detail.awsRegion")
-        or _optional_text(event.get("region"), "region"),
-        account=_optional_text(event.get("account"), "account"),
+        region=_region(_get(event, "detail.awsRegion"), "detail.awsRegion") or _region(event.get("region"), "region"),
+        account=_account(event.get("account"), "account"),
         encryption=_optional_text(encryption, f"detail.responseElements.{_SSE_HEADER}"),
         origin="cloudtrail",
     )
@@ -466,12 +491,37 @@ def _is_utf8(text: str) -> bool:
 
 
 def _bucket(value: Any, path: str) -> str:
+    """An S3 bucket name by S3's rules: 3 to 63 lowercase letters, digits, dots and hyphens, starting and
+    ending with a letter or digit."""
     name = _text(value, path)
     if not name:
         raise _Reject(MISSING_FIELD, path)
-    if len(name) > 255 or not name.isascii() or not name.isprintable() or "/" in name or " " in name:
+    if not _BUCKET.fullmatch(name) or ".." in name:
         raise _Reject(BAD_VALUE, f"{path}: not a bucket name")
     return name
+
+
+def _region(value: Any, path: str) -> str | None:
+    region = _optional_text(value, path)
+    if region is not None and not _REGION.fullmatch(region):
+        raise _Reject(BAD_VALUE, f"{path}: not a region name")
+    return region
+
+
+def _account(value: Any, path: str) -> str | None:
+    account = _optional_text(value, path)
+    if account is not None and not (len(account) == 12 and account.isdigit() and account.isascii()):
+        raise _Reject(BAD_VALUE, f"{path}: not an account ID")
+    return account
+
+
+def _capped(value: Any, path: str, pattern: re.Pattern[str]) -> str | None:
+    """Free text S3 fills in (a failure reason, a rule ID): kept verbatim when it has the expected
+    characters and length, refused otherwise (a forged event could carry anything)."""
+    text = _optional_text(value, path)
+    if text is not None and not pattern.fullmatch(text):
+        raise _Reject(BAD_VALUE, f"{path}: unexpected characters or too long")
+    return text
 
 
 def _raw_key(value: Any, path: str) -> str:
@@ -520,7 +570,10 @@ def _etag(value: Any, path: str) -> str | None:
     text = _optional_text(value, path)
     if text is None:
         return None
-    return text.strip('"') or None
+    etag = text.strip('"') or None
+    if etag is not None and not _ETAG.fullmatch(etag):
+        raise _Reject(BAD_VALUE, f"{path}: not an ETag")
+    return etag
 
 
 def _size(value: Any, path: str) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from crrmon.config import Config
-from crrmon.events import parse_body
+from crrmon.events import parse_body, topic_account
 from crrmon.evidence import Evidence, Refused
 from crrmon.metrics import Counters
 from crrmon.model import (
@@ -246,6 +246,14 @@ class Ingest:
             role = topology.role(event.bucket)
         if role is None:
             return Rejected("unknown-bucket", event.bucket)
+        if event.topic_arn:
+            # A topic speaks for buckets of its own account only (a forwarder is deployed per account).
+            sender, owner = topic_account(event.topic_arn), topology.accounts.get(event.bucket, self.config.account_id)
+            if owner and sender != owner:
+                return Rejected("topic-account-mismatch", f"{sender} for a bucket of {owner}")
+        # What crossed an account boundary is confirmed by S3 before it is final (a HEAD), unless a
+        # configured forwarder topic delivered it.
+        crossed = self._crossed(event)
 
         lifecycle_marker = (
             isinstance(event, ObjectEvent)
@@ -272,12 +280,15 @@ class Ingest:
                 return []
             if event.destination_bucket is None:
                 return Rejected("missing-destination", "a replication failure event without a destination")
+            if event.destination_bucket not in {r.destination_bucket for r in topology.sources.get(event.bucket, ())}:
+                return Rejected("unknown-destination", "not a destination of the source's rules")
             fields = {
                 "src": event.bucket,
                 "sreg": event.region or topology.regions.get(event.bucket),
                 "dreg": topology.regions.get(event.destination_bucket),
                 "rid": event.rule_id,
                 "fail": event.failure_reason or "OperationFailedReplication",
+                "xacct": crossed,
             }
             writes.append((event.destination_bucket, fields, event.size))
         else:
@@ -288,7 +299,7 @@ class Ingest:
                     self.counters.add("EventsIgnored", 1, (("Reason", "version-gone"),))
                     return []
             if role is Role.SOURCE:
-                writes.extend(self._source_writes(event, topology, time_ms, two_way))
+                writes.extend(self._source_writes(event, topology, time_ms, two_way, crossed))
                 if not writes:
                     self.counters.add("EventsOutOfScope", 1, (("Bucket", event.bucket),))
             else:
@@ -300,11 +311,12 @@ class Ingest:
                     "r_enc": event.encryption,
                     "r_dm": True if event.change is ObjectChange.DELETE_MARKER else None,
                     "dreg": event.region or topology.regions.get(event.bucket),
+                    "xacct": crossed,
                 }
                 if len(sources) == 1:  # one source feeds this destination: name it now
                     fields["src"] = sources[0]
                     fields["sreg"] = topology.regions.get(sources[0])
-                if self._complete_in_one_write(pk, event, fields, time_ms, now_s):
+                if not crossed and self._complete_in_one_write(pk, event, fields, time_ms, now_s):
                     return []
                 writes.append((event.bucket, fields, event.size))
 
@@ -321,6 +333,18 @@ class Ingest:
             if created or retried:
                 timers.append(Timer(pk=pk, due_s=item_due))
         return timers
+
+    def _crossed(self, event: ObjectEvent | ReplicationEvent) -> bool | None:
+        """True when the event came from another account than the stack's (None otherwise, so that the
+        item holds no attribute for it)."""
+        if event.topic_arn:
+            if event.topic_arn in self.config.forwarder_topic_arns:
+                return None
+            sender = topic_account(event.topic_arn)
+        else:
+            sender = event.account
+        own = self.config.account_id
+        return True if own and sender and sender != own else None
 
     def _role_in_two_way_bucket(self, event: ObjectEvent) -> tuple[Role | None, bool]:
         """A bucket that is both source and destination: is this version a replica? (role, undecided).
@@ -372,7 +396,7 @@ class Ingest:
             expires_s=int(now_s) + self.config.record_retention_hours * 3600,
         )
 
-    def _source_writes(self, event: ObjectEvent, topology, time_ms: int, two_way: bool = False):
+    def _source_writes(self, event: ObjectEvent, topology, time_ms: int, two_way: bool = False, crossed=None):
         expectations = topology.expectations(
             event.bucket,
             event.key,
@@ -393,13 +417,15 @@ class Ingest:
                 "s_dm": True if event.change is ObjectChange.DELETE_MARKER else None,
                 "oos": expectation.out_of_scope,
                 "two_way": True if two_way else None,
+                "xacct": crossed,
             }
             yield expectation.destination_bucket, fields, event.size
 
     def _skip_reason(self, event, now_s: float) -> Ignored | Rejected | None:
-        allowed = self.config.allowed_accounts
-        if allowed and event.account and event.account not in allowed:
+        if event.account and not self.config.accepts_account(event.account):
             return Rejected("account-not-allowed", event.account)
+        if event.topic_arn and not self.config.accepts_account(topic_account(event.topic_arn)):
+            return Rejected("topic-not-allowed", topic_account(event.topic_arn))
         if not event.version_id:
             self.counters.add("UnversionedObjects", 1, (("Bucket", event.bucket),))
             return Ignored("unversioned")

@@ -19,7 +19,7 @@ from crrmon.model import Status
 from crrmon.publish import Change, Publisher
 from crrmon.store import Store, Verdict, from_image, is_internal, pair_name
 from crrmon.timers import Timer, send_timers
-from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source
+from crrmon.verify import NEEDS_HEAD, decide
 
 logger = Logger(child=True)
 
@@ -89,8 +89,9 @@ class Matcher:
                 retention_s=self.config.record_retention_hours * 3600,
             )
             return change, None
-        if decision == NEEDS_HEAD and not (old and has_source(old) and has_replica(old)):
-            # Both sides just met, but the events cannot tell whether the data is the same: ask the
-            # sweeper to HEAD both versions now.
+        if decision == NEEDS_HEAD and not (old and decide(old, verify_mode=self.config.verify_mode) == NEEDS_HEAD):
+            # The evidence just came to need S3's word (both sides met but the events cannot tell whether
+            # the data is the same; a failure report; an observation from another account): ask the
+            # sweeper to HEAD now.
             return change, Timer(pk=new["pk"], due_s=int(self.clock()))
         return change, None

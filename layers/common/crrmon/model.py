@@ -61,6 +61,7 @@ class ObjectEvent:
     account: str | None = None
     encryption: str | None = None  # AES256 | aws:kms | aws:kms:dsse | None when the event does not say
     origin: str = ""  # eventbridge | s3-notification | cloudtrail
+    topic_arn: str | None = None  # the SNS topic that delivered it (its account is the sender's)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ReplicationEvent:
     size: int | None = None
     etag: str | None = None
     origin: str = "s3-notification"
+    topic_arn: str | None = None
 
 
 @dataclass(frozen=True)

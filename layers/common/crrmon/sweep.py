@@ -35,7 +35,7 @@ from crrmon.store import (
 )
 from crrmon.timers import Timer, send_timers
 from crrmon.topology import TopologyCache
-from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source
+from crrmon.verify import NEEDS_HEAD, decide, has_replica, has_source, timing
 
 logger = Logger(child=True)
 
@@ -134,9 +134,31 @@ class Sweeper:
             self._write(item, decision)
             return None
         if decision == NEEDS_HEAD:
+            if item.get("fail") and not has_replica(item):
+                return self._confirm_failure(item, siblings)
             return self._verify_with_heads(item)
         if item.get("due", 0) > now_s:
             return item["due"]
+        return self._at_deadline(item, siblings)
+
+    def _confirm_failure(self, item: dict[str, Any], siblings: list[dict[str, Any]]) -> int | None:
+        """S3 reported that replication to this destination failed. The source's replication status
+        FAILED (S3's own, which no message can forge) confirms it at once; otherwise the deadline decides,
+        as for any version (the report's reason is kept for a FAILED at the give-up age)."""
+        version_id, key = split_pk(item["pk"])
+        source = self._head(item["src"], key, version_id)
+        if source is not None and source.readable and source.replication_status == "FAILED":
+            replica = self._head(item["dest"], key, version_id)
+            if replica is not None and replica.exists:  # this destination has it: the failure was another's
+                return self._decide_with(item, source_facts=source, replica_facts=replica)
+            self._write(item, Verdict(Status.FAILED, reason=item["fail"], missed_rpo=timing(item)[1]))
+            return None
+        if item.get("due", 0) > self.clock():
+            return item["due"]
+        return self._at_deadline(item, siblings)
+
+    def _at_deadline(self, item: dict[str, Any], siblings: list[dict[str, Any]]) -> int | None:
+        """The deadline has come and the events did not settle it: ask S3."""
         if item.get("two_way"):
             mirror = self._mirror(item, siblings)
             if mirror is not None:
@@ -277,11 +299,19 @@ class Sweeper:
                 return other
         return None
 
+    @staticmethod
+    def _sighting(item: dict[str, Any]) -> tuple:
+        """When a version was seen in a bucket, to order two sightings: S3's time first; EventBridge gives
+        whole seconds, so a replica landing within the second ties, and then the order in which the monitor
+        heard of them decides (S3 emits the original's event first); the bucket name last, so that either
+        side reaches the same answer."""
+        return item.get("s_time", 0), item.get("first_seen", 0), item["dest"]
+
     def _resolve_two_way(self, item: dict[str, Any], mirror: dict[str, Any]) -> int | None:
-        """One version seen as a source in both buckets of a two-way pair: the earlier sighting (S3's
-        time; ties by bucket name, the same answer from either side) is the original, the later one its
-        replica. The original's item takes the replica's observation; the other item is not a source."""
-        if (item.get("s_time", 0), item["dest"]) > (mirror.get("s_time", 0), mirror["dest"]):
+        """One version seen as a source in both buckets of a two-way pair: the earlier sighting is the
+        original, the later one its replica. The original's item takes the replica's observation; the
+        other item is not a source."""
+        if self._sighting(item) > self._sighting(mirror):
             reason = f"replica of the version written in {item['dest']} (two-way replication), not a new source version"
             self._write(item, Verdict(Status.NOT_IN_SCOPE, reason=reason))
             return None
@@ -323,6 +353,9 @@ class Sweeper:
         if replica_facts and replica_facts.exists:
             evidence.update({k: v for k, v in replica_facts.as_fields("r").items() if k not in item})
         merged = {**item, **evidence, "headed": True}
+        if replica_facts is not None and not replica_facts.exists:
+            # S3 says the replica version is not there: that beats any event's claim that it landed.
+            merged = {k: v for k, v in merged.items() if not k.startswith("r_")}
         # What the events said wins over what HEAD says, except encryption and checksums, which only HEAD knows.
         for side, facts in (("s", source_facts), ("r", replica_facts)):
             if facts and facts.exists:
@@ -345,7 +378,8 @@ class Sweeper:
         now_s = self.clock()
         give_up_at = item["first_seen"] / 1000 + self.config.give_up_seconds
         if now_s >= give_up_at:
-            reason = f"gave up after {self.config.give_up_seconds}s: {why}"
+            reported = f"; S3 reported {item['fail']}" if item.get("fail") else ""
+            reason = f"gave up after {self.config.give_up_seconds}s: {why}{reported}"
             self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
             return None
         self._overdue(item)

@@ -62,12 +62,20 @@ def decide(item: dict[str, Any], *, verify_mode: str) -> Verdict | str | None:
         return None
     if item.get("oos"):
         return Verdict(Status.NOT_IN_SCOPE, reason=item["oos"])
+    headed = bool(item.get("headed"))
     if not has_replica(item):
-        if item.get("fail"):  # S3 said so (OperationFailedReplication), with its reason
-            return Verdict(Status.FAILED, reason=item["fail"], missed_rpo=timing(item)[1])
+        if item.get("fail"):
+            # S3's failure report (OperationFailedReplication), with its reason. A report is a message
+            # anyone who may publish to the topic could forge; S3's own replication status cannot be:
+            # the sweeper confirms it (crrmon.sweep) before the FAILED is written.
+            if headed:
+                return Verdict(Status.FAILED, reason=item["fail"], missed_rpo=timing(item)[1])
+            return NEEDS_HEAD
         return None
     if not has_source(item):
         return None
+    if item.get("xacct") and not headed:
+        return NEEDS_HEAD  # an observation from another account: S3 confirms it before the verdict
     latency, late = timing(item)
 
     def verdict(status: Status, reason: str | None = None, by: str | None = None) -> Verdict:
@@ -86,7 +94,6 @@ def decide(item: dict[str, Any], *, verify_mode: str) -> Verdict | str | None:
         if s_ck == r_ck:
             return verdict(Status.COMPLETED, by="checksum")
         return verdict(Status.MISMATCH, reason=f"{s_ck.split(':', 1)[0]} checksum differs")
-    headed = bool(item.get("headed"))
     if verify_mode == "checksum" and not headed:
         return NEEDS_HEAD
     if s_size is None or r_size is None:
