@@ -781,6 +781,8 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         if ident not in truths:
             confusion[("NONE", "+".join(sorted(got)))] += 1
             disagreements.append({"version_id": ident[0], "key": ident[1], "destination": ident[2], "monitor": got})
+    rpo_check = _check_missed_rpo(lines, truths, rpo=demo.args.rpo)
+    disagreements.extend(rpo_check.pop("disagreements"))
     scores = {}
     for verdict in VERDICTS:
         tp = confusion[(verdict, verdict)]
@@ -815,10 +817,35 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         "scores": scores,
         "unseen": [_truth_dict(t) for t in unseen],
         "found_without_events": found_anyway,
+        "missed_rpo_check": rpo_check,
         "disagreements": disagreements,
         "ttl_removed": getattr(demo, "ttl_removed", None),
         "timed_out": demo.timed_out,
     }
+
+
+def _check_missed_rpo(lines: list[dict], truths: dict, *, rpo: int) -> dict:
+    """Lateness by S3's times: a COMPLETED verdict whose two event times the monitor had (a latency)
+    missed the RPO exactly when the emulator landed the replica more than the RPO after its source.
+
+    EventBridge times have whole seconds, so replicas within a second of the RPO are not judged."""
+    checked, late, disagreements = 0, 0, []
+    for line in {ln["record_id"]: ln for ln in lines}.values():
+        truth = truths.get((line["version_id"], line["key"], line["destination_bucket"]))
+        if line["status"] != "COMPLETED" or line.get("latency_ms") is None or truth is None:
+            continue
+        if truth.landed_at is None or truth.verdict != "COMPLETED":
+            continue
+        took = truth.landed_at - truth.created_at
+        if abs(took - rpo) <= 1.0:
+            continue
+        checked += 1
+        late += took > rpo
+        if bool(line["missed_rpo"]) != (took > rpo):
+            disagreements.append(
+                {**_truth_dict(truth), "replicated_in_s": round(took, 2), "monitor_missed_rpo": line["missed_rpo"]}
+            )
+    return {"checked": checked, "late": late, "disagreements": disagreements}
 
 
 def _sum_counts(alerts: list[dict]) -> Counter:
@@ -897,6 +924,11 @@ def render_text(report: dict) -> str:
     out.append(f"  not seen (every event about them lost), reported apart: {len(report['unseen'])}")
     for u in report["unseen"][:10]:
         out.append(f"    {u['source']} -> {u['destination']} {u['key']} ({u['fault']}, truth {u['truth']})")
+    rc = report["missed_rpo_check"]
+    out.append(
+        f"  missed RPO by S3's times: {rc['checked']} COMPLETED verdicts with both event times checked, "
+        f"{rc['late']} of them late"
+    )
     if report["ttl_removed"] is not None:
         out.append(f"  TTL expiry emulated: {report['ttl_removed']} items removed")
     if report["timed_out"]:
