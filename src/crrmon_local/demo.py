@@ -106,16 +106,16 @@ def _delay_sampler(spec: str, rng: random.Random):
     raise argparse.ArgumentTypeError(f"not a delay distribution: {spec!r}")
 
 
-def _window(spec: str) -> tuple[float, float]:
-    """`START-END` in seconds after the workload starts."""
-    start, _, end = spec.partition("-")
+def _backlog(spec: str) -> tuple[float, float]:
+    """`SHARE:SECONDS`: once SHARE of the versions are written, events are held for SECONDS."""
+    share, _, seconds = spec.partition(":")
     try:
-        low, high = float(start), float(end)
+        at, length = float(share), float(seconds)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a window: {spec!r} (START-END)") from None
-    if high <= low:
-        raise argparse.ArgumentTypeError(f"not a window: {spec!r} (END must come after START)")
-    return low, high
+        raise argparse.ArgumentTypeError(f"not a backlog: {spec!r} (SHARE:SECONDS)") from None
+    if not 0 <= at < 1 or length <= 0:
+        raise argparse.ArgumentTypeError(f"not a backlog: {spec!r} (SHARE in [0, 1), SECONDS > 0)")
+    return at, length
 
 
 def _outage(spec: str) -> tuple[str, float, float]:
@@ -154,9 +154,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backlog",
-        default="14-24",
-        help="events due for delivery between START-END (seconds after the workload starts) are held and "
-        "delivered at END, their S3 times unchanged; 'none' for no backlog",
+        default="0.3:12",
+        help="SHARE:SECONDS: once SHARE of the versions are written, events due for delivery in the next SECONDS "
+        "are held and delivered at the end, their S3 times unchanged; 'none' for no backlog",
     )
     p.add_argument("--lost-events", type=float, default=0.02, help="share of events never delivered")
     p.add_argument("--duplicates", type=float, default=0.03, help="share of events delivered twice")
@@ -473,9 +473,6 @@ class Demo:
 
             bucket, start, end = _outage(args.outage)
             self.replicator.outages = (emulator.Outage(bucket, self.t0 + start, self.t0 + end),)
-        if args.backlog != "none":
-            start, end = _window(args.backlog)
-            self.channel.backlog = (self.t0 + start, self.t0 + end)
         threads = [
             threading.Thread(target=self._guard(self._world), name="world"),
             *(
@@ -536,12 +533,16 @@ class Demo:
         """The customers' applications and S3: writes, deletes, replication, event delivery, in real time."""
         args, plans = self.args, self.plans
         deletes: list[tuple[float, str, str, str]] = []  # (at, kind, bucket, key)
+        # The backlog starts when a share of the workload is written (whatever the pace), lasts its seconds.
+        backlog_at, backlog_s = _backlog(args.backlog) if args.backlog != "none" else (None, 0.0)
         waited: Counter = Counter()  # how often a delete waited for its version's replicas
         while not self.stop_polling.is_set():
             now = time.time()
             elapsed = now - self.t0
             while self.written < len(plans) and plans[self.written].at <= elapsed and not self._backlogged():
                 plan = plans[self.written]
+                if backlog_at is not None and self.written >= backlog_at * len(plans):
+                    self.channel.backlog, backlog_at = (now, now + backlog_s), None
                 self._write(plan)
                 self.written += 1
                 if plan.fault == "normal" and plan.bucket == SRC:
@@ -807,6 +808,7 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         # what the emulator did, per version and destination (each entry one verdict the truth calls for)
         "faults": dict(sorted(Counter(t.fault for t in truths.values()).items())),
         "backlogged": sum(1 for t in truths.values() if t.backlogged),
+        "backlog_window_s": ([round(t - demo.t0, 1) for t in demo.channel.backlog] if demo.channel.backlog else None),
         "pairs": pairs,
         "archive_lines": len(lines),
         "alert_messages": len(digests),
@@ -885,7 +887,7 @@ def render_text(report: dict) -> str:
     out.append(
         f"events: {e['emitted']} emitted, {e['delivered']} delivered, {e['lost']} lost, "
         f"{e['duplicated']} duplicated, {e['reordered']} late, {e.get('backlogged', 0)} held in the backlog "
-        f"(window {s.get('backlog', 'none')})"
+        + (f"({window[0]}-{window[1]} s after the workload's start)" if (window := report["backlog_window_s"]) else "")
     )
     out.append("faults (object versions x destinations):")
     for chunk in _chunks([f"{k} {v}" for k, v in report["faults"].items()], 6):
@@ -956,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.outage != "none":
             _outage(args.outage)
         if args.backlog != "none":
-            _window(args.backlog)
+            _backlog(args.backlog)
     except argparse.ArgumentTypeError as error:
         cli.error(str(error))
     # Powertools warns on every invocation that publishes no metric of its own: noise here.

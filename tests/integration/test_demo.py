@@ -22,7 +22,7 @@ SMALL = [
     "--rpo", "5",
     "--give-up", "40",
     "--outage", "demo-dst-euw1:1-15",
-    "--backlog", "3-11",
+    "--backlog", "0.3:8",
     "--failures", "0.05",
     "--lost-events", "0.05",
     "--duplicates", "0.05",

@@ -404,4 +404,3 @@ def test_forwarder_topic_of_an_allowed_account_gets_its_subscription_confirmed(
     ]
     parked = world.queue_bodies(world.stack.events_dlq_url)
     assert [m["MessageAttributes"]["RejectedReason"]["StringValue"] for m in parked] == ["subscription-not-allowed"]
-
