@@ -711,7 +711,7 @@ class Replicator:
                 at = self._landing_time(dest, now)[0]
                 if echo:
                     # EventBridge times have whole seconds: an echo within the same second as its original
-                    # cannot be told from it by time (see docs/demo.md, "Two-way delete markers").
+                    # cannot be told from it by time (docs/demo.md, "What each fault shows").
                     at = max(at, math.floor(now) + 1 + self.rng.uniform(0.05, 0.5))
                 self._schedule(at, lambda e=entry, w=echo: self._land_delete_marker(e, echo=w))
         # A two-way marker whose own event is lost leaves only its echo, a delete marker like any other
