@@ -36,6 +36,11 @@ STACK = "crrmon-demo"
 SRC, DST, DST2 = "demo-src-use1", "demo-dst-usw2", "demo-dst-euw1"
 BIDI_A, BIDI_B = "demo-bidi-a-use1", "demo-bidi-b-usw2"
 TAGGED = "demo-tagged-use1"
+# A backup account: its bucket takes replicas from XSRC; the monitor reads it through the account's
+# read-only role (the forwarder stack's MonitorReadOnlyRoleArn, the stack's ReaderRoleArns).
+OTHER_ACCOUNT = "222222222222"
+XSRC, XDST = "demo-xacct-src-use1", "demo-backup-xacct-usw2"
+READER_ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/crr-monitor-read"
 REGIONS = {
     SRC: "us-east-1",
     DST: "us-west-2",
@@ -43,19 +48,23 @@ REGIONS = {
     BIDI_A: "us-east-1",
     BIDI_B: "us-west-2",
     TAGGED: "us-east-1",
+    XSRC: "us-east-1",
+    XDST: "us-west-2",
 }
 TAG = {"replicate": "yes"}
 FAILURE_REASONS = ("DstPutObjectNotPermitted", "DstKmsKeyNotFound", "SrcGetObjectNotPermitted", "DstBucketNotFound")
 VERDICTS = ("COMPLETED", "FAILED", "MISMATCH", "SOURCE_DELETED", "NOT_IN_SCOPE", "EXPIRED", "NONE")
 
 
-def _rule(rule_id: str, dest: str, *, priority: int = 1, tags: bool = False, sse_kms: bool = True) -> dict:
+def _rule(
+    rule_id: str, dest: str, *, priority: int = 1, tags: bool = False, sse_kms: bool = True, account: str = ""
+) -> dict:
     rule: dict[str, Any] = {
         "ID": rule_id,
         "Priority": priority,
         "Status": "Enabled",
         "Filter": {"Tag": {"Key": "replicate", "Value": "yes"}} if tags else {"Prefix": ""},
-        "Destination": {"Bucket": f"arn:aws:s3:::{dest}"},
+        "Destination": {"Bucket": f"arn:aws:s3:::{dest}", **({"Account": account} if account else {})},
         "DeleteMarkerReplication": {"Status": "Disabled" if tags else "Enabled"},
     }
     if sse_kms:
@@ -63,13 +72,15 @@ def _rule(rule_id: str, dest: str, *, priority: int = 1, tags: bool = False, sse
     return rule
 
 
-# One source with two destinations in two regions; a bidirectional pair (rules without SSE-KMS);
-# a tag-filtered rule into a destination that also receives SRC's replicas.
+# One source with two destinations in two regions; a bidirectional pair (rules without SSE-KMS, delete
+# markers replicated both ways); a tag-filtered rule into a destination that also receives SRC's
+# replicas; a source whose destination is a bucket of another account.
 RULES = {
     SRC: [_rule("to-west", DST), _rule("to-eu", DST2, priority=2)],
     BIDI_A: [_rule("a-to-b", BIDI_B, sse_kms=False)],
     BIDI_B: [_rule("b-to-a", BIDI_A, sse_kms=False)],
     TAGGED: [_rule("tagged-to-west", DST, tags=True)],
+    XSRC: [_rule("to-backup-account", XDST, account=OTHER_ACCOUNT)],
 }
 SOURCES = {SRC: 0.5, BIDI_A: 0.15, BIDI_B: 0.15, TAGGED: 0.2}
 
@@ -93,6 +104,18 @@ def _delay_sampler(spec: str, rng: random.Random):
     if kind == "fixed" and len(values) == 1:
         return lambda: values[0]
     raise argparse.ArgumentTypeError(f"not a delay distribution: {spec!r}")
+
+
+def _backlog(spec: str) -> tuple[float, float]:
+    """`SHARE:SECONDS`: once SHARE of the versions are written, events are held for SECONDS."""
+    share, _, seconds = spec.partition(":")
+    try:
+        at, length = float(share), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a backlog: {spec!r} (SHARE:SECONDS)") from None
+    if not 0 <= at < 1 or length <= 0:
+        raise argparse.ArgumentTypeError(f"not a backlog: {spec!r} (SHARE in [0, 1), SECONDS > 0)")
+    return at, length
 
 
 def _outage(spec: str) -> tuple[str, float, float]:
@@ -129,13 +152,55 @@ def parser() -> argparse.ArgumentParser:
         default=f"{DST2}:3-30",
         help="destination outage window BUCKET:START-END (seconds after the workload starts), or 'none'",
     )
+    p.add_argument(
+        "--backlog",
+        default="0.3:12",
+        help="SHARE:SECONDS: once SHARE of the versions are written, events due for delivery in the next SECONDS "
+        "are held and delivered at the end, their S3 times unchanged; 'none' for no backlog",
+    )
     p.add_argument("--lost-events", type=float, default=0.02, help="share of events never delivered")
     p.add_argument("--duplicates", type=float, default=0.03, help="share of events delivered twice")
     p.add_argument("--reorder", type=float, default=0.03, help="share of events delivered 1-4 s late")
     p.add_argument("--sse-kms", type=float, default=0.03, help="share of versions encrypted with SSE-KMS")
+    p.add_argument(
+        "--verify-mode",
+        choices=("size", "etag", "checksum"),
+        default="etag",
+        help="the stack's VerifyMode (checksum: HEADs in checksum mode, refused for KMS keys the monitor may not use)",
+    )
+    p.add_argument(
+        "--sse-c", type=float, default=0.02, help="share of versions written with SSE-C (customer-provided keys)"
+    )
+    p.add_argument(
+        "--sse-c-lost-replica-events",
+        type=float,
+        default=0.5,
+        help="share of SSE-C versions whose replica events are all lost (the monitor can only see they exist)",
+    )
     p.add_argument("--multipart", type=float, default=0.03, help="share of versions uploaded in parts")
     p.add_argument("--lifecycle-deletes", type=float, default=0.02, help="lifecycle delete markers, per version")
     p.add_argument("--user-deletes", type=float, default=0.02, help="DeleteObject delete markers, per version")
+    p.add_argument(
+        "--two-way-deletes",
+        type=float,
+        default=0.04,
+        help="DeleteObject delete markers in the two-way buckets, per version written there",
+    )
+    p.add_argument(
+        "--dest-lifecycle-deletes",
+        type=float,
+        default=0.02,
+        help=f"lifecycle delete markers a destination's own rule puts on replicas, per version written to {SRC}",
+    )
+    p.add_argument(
+        "--direct-writes", type=float, default=0.02, help="versions an application writes into a destination bucket"
+    )
+    p.add_argument(
+        "--cross-account",
+        type=float,
+        default=0.03,
+        help=f"share of versions written to {XSRC}, replicated to a bucket of another account",
+    )
     p.add_argument("--source-deleted", type=float, default=0.02, help="versions deleted before they replicate")
     p.add_argument("--out-of-scope", type=float, default=0.03, help="versions no rule applies to (untagged)")
     p.add_argument("--corrupt", type=float, default=0.01, help="versions whose replica differs in size")
@@ -178,6 +243,7 @@ class Plan:
     encryption: str | None = None
     parts: int = 0
     fail_reason: str | None = None
+    lose_replica_events: bool = False
 
 
 def make_plan(args, rng: random.Random) -> list[Plan]:
@@ -189,6 +255,9 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
         ("source-deleted", args.source_deleted),
         ("out-of-scope", args.out_of_scope),
         ("corrupt", args.corrupt),
+        ("sse-c", args.sse_c),
+        ("direct-write", args.direct_writes),
+        ("cross-account", args.cross_account),
     ]
     buckets, weights = zip(*SOURCES.items(), strict=True)
     plans = []
@@ -202,9 +271,16 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
         bucket = rng.choices(buckets, weights)[0]
         if fault == "out-of-scope":
             bucket = TAGGED
-        elif fault in ("source-deleted", "corrupt") and bucket in (BIDI_A, BIDI_B):
-            bucket = SRC  # in a bidirectional pair ingest HEADs each version: keep these on one-way rules
-        name = f"data/{i // 100:03d}/object-{i:05d}" + (" ü+.bin" if i % 37 == 0 else ".bin")
+        elif fault in ("source-deleted", "corrupt", "sse-c") and bucket in (BIDI_A, BIDI_B, TAGGED):
+            # In a bidirectional pair ingest HEADs each version: keep these on one-way rules (and SSE-C
+            # on a rule without a tag filter).
+            bucket = SRC
+        elif fault == "direct-write":
+            bucket = rng.choice((DST, DST2))  # an application's PutObject into a destination
+        elif fault == "cross-account":
+            bucket = XSRC
+        prefix = "app" if fault == "direct-write" else "data"
+        name = f"{prefix}/{i // 100:03d}/object-{i:05d}" + (" ü+.bin" if i % 37 == 0 else ".bin")
         plan = Plan(
             at=args.load_seconds * i / max(1, args.objects), bucket=bucket, key=name, fault=fault, size=64 + i % 900
         )
@@ -216,6 +292,8 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
             plan.parts, plan.size = 3, 3000 + i % 500
         elif fault == "failure":
             plan.fail_reason = rng.choice(reasons)
+        elif fault == "sse-c" and rng.random() < args.sse_c_lost_replica_events:
+            plan.fault, plan.lose_replica_events = "sse-c-replica-events-lost", True
         plans.append(plan)
     return plans
 
@@ -287,8 +365,16 @@ class Demo:
         emulator.answer_replication_faithfully()
         emulator.speed_up_moto()
         self.session = session = boto3.Session(region_name=REGION)
+        # The backup account's bucket is made by that account (moto keeps one store per account and
+        # tells accounts apart by the credentials, here those of a role assumed in it).
+        assumed = session.client("sts").assume_role(RoleArn=READER_ROLE, RoleSessionName="backup-admin")
+        other = {
+            "aws_access_key_id": assumed["Credentials"]["AccessKeyId"],
+            "aws_secret_access_key": assumed["Credentials"]["SecretAccessKey"],
+            "aws_session_token": assumed["Credentials"]["SessionToken"],
+        }
         for bucket, region in REGIONS.items():
-            s3 = session.client("s3", region_name=region)
+            s3 = session.client("s3", region_name=region, **(other if bucket == XDST else {}))
             extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             s3.create_bucket(Bucket=bucket, **extra)
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -308,12 +394,18 @@ class Demo:
                 "DestinationBuckets": ",".join(destinations),
                 "RpoSeconds": str(self.args.rpo),
                 "GiveUpSeconds": str(self.args.give_up),
+                "VerifyMode": self.args.verify_mode,
                 "ArchiveEnabled": "true",
                 "HeadRequestsPerSecond": "1000",
                 "RecordRetentionHours": "1",
+                "AllowedAccounts": OTHER_ACCOUNT,
+                "ReaderRoleArns": READER_ROLE,
             },
             region=REGION,
         )
+        # The backup account's read-only role may list its bucket (as the forwarder stack grants), so
+        # a missing version there answers 404, not 403. No KMS key grants the monitor kms:Decrypt.
+        emulator.grant_list(XDST, OTHER_ACCOUNT)
         os.environ.update(self.stack.environment)
         stack = dataclasses.asdict(self.stack)
         environment = stack.pop("environment")
@@ -356,7 +448,7 @@ class Demo:
             lost=args.lost_events,
             duplicates=args.duplicates,
             reorder=args.reorder,
-        )
+        )  # the backlog window is set when the workload starts
         self.replicator = emulator.Replicator(
             self.channel,
             regions=REGIONS,
@@ -441,11 +533,16 @@ class Demo:
         """The customers' applications and S3: writes, deletes, replication, event delivery, in real time."""
         args, plans = self.args, self.plans
         deletes: list[tuple[float, str, str, str]] = []  # (at, kind, bucket, key)
+        # The backlog starts when a share of the workload is written (whatever the pace), lasts its seconds.
+        backlog_at, backlog_s = _backlog(args.backlog) if args.backlog != "none" else (None, 0.0)
+        waited: Counter = Counter()  # how often a delete waited for its version's replicas
         while not self.stop_polling.is_set():
             now = time.time()
             elapsed = now - self.t0
             while self.written < len(plans) and plans[self.written].at <= elapsed and not self._backlogged():
                 plan = plans[self.written]
+                if backlog_at is not None and self.written >= backlog_at * len(plans):
+                    self.channel.backlog, backlog_at = (now, now + backlog_s), None
                 self._write(plan)
                 self.written += 1
                 if plan.fault == "normal" and plan.bucket == SRC:
@@ -454,12 +551,28 @@ class Demo:
                         deletes.append((elapsed + self.rng.uniform(1, 3), "lifecycle", plan.bucket, plan.key))
                     elif draw < args.lifecycle_deletes + args.user_deletes:
                         deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "user", plan.bucket, plan.key))
+                    elif draw < args.lifecycle_deletes + args.user_deletes + args.dest_lifecycle_deletes:
+                        deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "dest-lifecycle", plan.bucket, plan.key))
+                elif (
+                    plan.fault == "normal"
+                    and plan.bucket in (BIDI_A, BIDI_B)
+                    and self.rng.random() < args.two_way_deletes
+                ):
+                    deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "user", plan.bucket, plan.key))
             for entry in [d for d in deletes if d[0] <= elapsed]:
                 deletes.remove(entry)
                 _, kind, bucket, key = entry
                 if kind == "lifecycle":
                     self.replicator.expire_by_lifecycle(bucket, key)
-                elif self._replicated_everywhere(bucket, key):
+                elif not self._replicated_everywhere(bucket, key):
+                    # Deleted once replicated everywhere (after an outage, say); not at all if it never is.
+                    waited[(kind, bucket, key)] += 1
+                    if waited[(kind, bucket, key)] < 20:
+                        deletes.append((elapsed + 2, kind, bucket, key))
+                    continue
+                elif kind == "dest-lifecycle":  # the destination's own rule expires the replica
+                    self.replicator.expire_in_destination(self.rng.choice((DST, DST2)), key)
+                else:
                     self.replicator.delete(bucket, key)
             self.replicator.run_due(now)
             self.channel.flush(now)
@@ -510,6 +623,9 @@ class Demo:
 
     def _write(self, plan: Plan) -> None:
         body = os.urandom(plan.size)
+        if plan.fault == "direct-write":
+            self.replicator.write_direct(plan.bucket, plan.key, body)
+            return
         self.replicator.put(
             plan.bucket,
             plan.key,
@@ -521,6 +637,8 @@ class Demo:
             fail_reason=plan.fail_reason,
             corrupt=plan.fault == "corrupt",
             delete_source=plan.fault == "source-deleted",
+            sse_c=plan.fault.startswith("sse-c"),
+            lose_replica_events=plan.lose_replica_events,
         )
 
     def _replicated_everywhere(self, bucket: str, key: str) -> bool:
@@ -664,6 +782,8 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         if ident not in truths:
             confusion[("NONE", "+".join(sorted(got)))] += 1
             disagreements.append({"version_id": ident[0], "key": ident[1], "destination": ident[2], "monitor": got})
+    rpo_check = _check_missed_rpo(lines, truths, rpo=demo.args.rpo)
+    disagreements.extend(rpo_check.pop("disagreements"))
     scores = {}
     for verdict in VERDICTS:
         tp = confusion[(verdict, verdict)]
@@ -685,6 +805,10 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         "objects_written": demo.written,
         "replicas_landed": demo.replicator.replicas,
         "events": dict(demo.channel.counts),
+        # what the emulator did, per version and destination (each entry one verdict the truth calls for)
+        "faults": dict(sorted(Counter(t.fault for t in truths.values()).items())),
+        "backlogged": sum(1 for t in truths.values() if t.backlogged),
+        "backlog_window_s": ([round(t - demo.t0, 1) for t in demo.channel.backlog] if demo.channel.backlog else None),
         "pairs": pairs,
         "archive_lines": len(lines),
         "alert_messages": len(digests),
@@ -695,10 +819,35 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         "scores": scores,
         "unseen": [_truth_dict(t) for t in unseen],
         "found_without_events": found_anyway,
+        "missed_rpo_check": rpo_check,
         "disagreements": disagreements,
         "ttl_removed": getattr(demo, "ttl_removed", None),
         "timed_out": demo.timed_out,
     }
+
+
+def _check_missed_rpo(lines: list[dict], truths: dict, *, rpo: int) -> dict:
+    """Lateness by S3's times: a COMPLETED verdict whose two event times the monitor had (a latency)
+    missed the RPO exactly when the emulator landed the replica more than the RPO after its source.
+
+    EventBridge times have whole seconds, so replicas within a second of the RPO are not judged."""
+    checked, late, disagreements = 0, 0, []
+    for line in {ln["record_id"]: ln for ln in lines}.values():
+        truth = truths.get((line["version_id"], line["key"], line["destination_bucket"]))
+        if line["status"] != "COMPLETED" or line.get("latency_ms") is None or truth is None:
+            continue
+        if truth.landed_at is None or truth.verdict != "COMPLETED":
+            continue
+        took = truth.landed_at - truth.created_at
+        if abs(took - rpo) <= 1.0:
+            continue
+        checked += 1
+        late += took > rpo
+        if bool(line["missed_rpo"]) != (took > rpo):
+            disagreements.append(
+                {**_truth_dict(truth), "replicated_in_s": round(took, 2), "monitor_missed_rpo": line["missed_rpo"]}
+            )
+    return {"checked": checked, "late": late, "disagreements": disagreements}
 
 
 def _sum_counts(alerts: list[dict]) -> Counter:
@@ -719,6 +868,10 @@ def _truth_dict(truth) -> dict:
     }
 
 
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def _fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -733,8 +886,13 @@ def render_text(report: dict) -> str:
     e = report["events"]
     out.append(
         f"events: {e['emitted']} emitted, {e['delivered']} delivered, {e['lost']} lost, "
-        f"{e['duplicated']} duplicated, {e['reordered']} late"
+        f"{e['duplicated']} duplicated, {e['reordered']} late, {e.get('backlogged', 0)} held in the backlog "
+        + (f"({window[0]}-{window[1]} s after the workload's start)" if (window := report["backlog_window_s"]) else "")
     )
+    out.append("faults (object versions x destinations):")
+    for chunk in _chunks([f"{k} {v}" for k, v in report["faults"].items()], 6):
+        out.append("  " + ", ".join(chunk))
+    out.append(f"  with an event held in the backlog: {report['backlogged']}")
     for p in report["pairs"].values():
         out.append("")
         out.append(f"pair {p['source']} -> {p['destination']}")
@@ -768,6 +926,11 @@ def render_text(report: dict) -> str:
     out.append(f"  not seen (every event about them lost), reported apart: {len(report['unseen'])}")
     for u in report["unseen"][:10]:
         out.append(f"    {u['source']} -> {u['destination']} {u['key']} ({u['fault']}, truth {u['truth']})")
+    rc = report["missed_rpo_check"]
+    out.append(
+        f"  missed RPO by S3's times: {rc['checked']} COMPLETED verdicts with both event times checked, "
+        f"{rc['late']} of them late"
+    )
     if report["ttl_removed"] is not None:
         out.append(f"  TTL expiry emulated: {report['ttl_removed']} items removed")
     if report["timed_out"]:
@@ -794,6 +957,8 @@ def main(argv: list[str] | None = None) -> int:
         _delay_sampler(args.delay, random.Random())
         if args.outage != "none":
             _outage(args.outage)
+        if args.backlog != "none":
+            _backlog(args.backlog)
     except argparse.ArgumentTypeError as error:
         cli.error(str(error))
     # Powertools warns on every invocation that publishes no metric of its own: noise here.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import pickle
 import random
 import threading
@@ -441,6 +442,7 @@ class Truth:
     created_at: float = 0.0
     landed_at: float | None = None  # when the replica (or the failure) happened
     seen: bool = False  # some event about this version and destination reached the events queue
+    backlogged: bool = False  # an event about it was held in a backlog of the event path
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -492,23 +494,45 @@ class EventChannel:
     once any event about it was delivered.
     """
 
-    def __init__(self, sqs, queue_url: str, *, rng: random.Random, lost=0.0, duplicates=0.0, reorder=0.0):
+    def __init__(
+        self,
+        sqs,
+        queue_url: str,
+        *,
+        rng: random.Random,
+        lost=0.0,
+        duplicates=0.0,
+        reorder=0.0,
+        backlog: tuple[float, float] | None = None,
+    ):
         self.sqs, self.queue_url, self.rng = sqs, queue_url, rng
         self.lost, self.duplicates, self.reorder = lost, duplicates, reorder
+        # (start, end) epoch s: events due for delivery in this window are held upstream (a stalled
+        # forwarder, throttled targets) and delivered only at its end, in their order, their S3 times
+        # unchanged.
+        self.backlog = backlog
         self._heap: list[tuple[float, int, str, tuple]] = []
         self._seq = 0
-        self.counts = {"emitted": 0, "delivered": 0, "lost": 0, "duplicated": 0, "reordered": 0}
+        self.counts = {"emitted": 0, "delivered": 0, "lost": 0, "duplicated": 0, "reordered": 0, "backlogged": 0}
         self.on_delivered: Callable[[tuple], None] | None = None
+        self.on_backlogged: Callable[[tuple], None] | None = None
 
-    def emit(self, body: str, *, at: float, about: tuple = (), droppable: bool = True) -> None:
+    def emit(self, body: str, *, at: float, about: tuple = (), droppable: bool = True, lose: bool = False) -> None:
+        """Deliver `body` (an event S3 emitted at `at`) later; `lose`: this one is never delivered."""
         self.counts["emitted"] += 1
-        if droppable and self.rng.random() < self.lost:
+        if lose or (droppable and self.rng.random() < self.lost):
             self.counts["lost"] += 1
             return
         when = at + self.rng.uniform(0.05, 0.3)  # EventBridge/SNS delivery: usually well under a second
         if self.rng.random() < self.reorder:
             when += self.rng.uniform(1.0, 4.0)  # overtaken by what happened after it
             self.counts["reordered"] += 1
+        if self.backlog and self.backlog[0] <= when < self.backlog[1]:
+            when = self.backlog[1] + (when - self.backlog[0]) * 1e-6  # held, in order, then all at once
+            self.counts["backlogged"] += 1
+            if self.on_backlogged:
+                for ident in about:
+                    self.on_backlogged(ident)
         self._push(when, body, about)
         if self.rng.random() < self.duplicates:
             self.counts["duplicated"] += 1
@@ -571,6 +595,7 @@ class Replicator:
         self.replicas = 0
         self._at = 0.0  # when the job being run was due
         channel.on_delivered = self._seen
+        channel.on_backlogged = self._held
 
     # ---- the customer's side
     def put(
@@ -586,8 +611,13 @@ class Replicator:
         fail_reason: str | None = None,
         corrupt: bool = False,
         delete_source: bool = False,
+        sse_c: bool = False,
+        lose_replica_events: bool = False,
     ) -> str:
-        """A new version in `bucket`, replicated per its rules; `fault` names what happens to it."""
+        """A new version in `bucket`, replicated per its rules; `fault` names what happens to it.
+
+        `sse_c`: written with a customer-provided key (HEADs without it answer 400; replicas keep it and
+        get other ETags). `lose_replica_events`: no event of its replicas reaches the monitor."""
         now = self.clock()
         etag = None
         if parts:
@@ -598,12 +628,13 @@ class Replicator:
         obj = self.backend.put_object(bucket, key, body, etag=etag, encryption=encryption, disable_notification=True)
         if tags:
             self.backend.put_object_tagging(obj, tags)
+        if sse_c:
+            obj.sse_c = True
         version_id = obj.version_id
         etag = obj.etag.strip('"')
         chosen = self._rules_for(bucket, key)
         in_scope = [r for r in chosen if _rule_applies(r, key, tags or {}) and (encryption != "aws:kms" or _sse_kms(r))]
         obj.replication_status = "PENDING" if in_scope else None
-        self._emit_object_event(bucket, key, version_id, now, size=len(body), etag=etag, parts=parts, about=chosen)
         for rule in chosen:
             dest = _destination(rule)
             entry = Truth(bucket, dest, key, version_id, COMPLETED, fault, created_at=now)
@@ -613,6 +644,7 @@ class Replicator:
                     NOT_IN_SCOPE,
                     ("sse-kms-not-in-rule" if _rule_applies(rule, key, tags or {}) else "tag-filter"),
                 )
+        self._emit_object_event(bucket, key, version_id, now, size=len(body), etag=etag, parts=parts, about=chosen)
         if not in_scope:
             return version_id
         if delete_source:  # the version goes away before S3 gets to it
@@ -634,7 +666,12 @@ class Replicator:
             else:
                 if corrupt:
                     entry.verdict = MISMATCH
-                self._schedule(at, lambda b=bucket, e=entry, c=corrupt, p=parts: self._land(b, e, c, encryption, p))
+                self._schedule(
+                    at,
+                    lambda b=bucket, e=entry, c=corrupt, p=parts: self._land(
+                        b, e, c, encryption, p, lose_event=lose_replica_events
+                    ),
+                )
         return version_id
 
     def expire_by_lifecycle(self, bucket: str, key: str) -> str:
@@ -651,21 +688,66 @@ class Replicator:
         return marker
 
     def delete(self, bucket: str, key: str) -> str:
-        """A user's DeleteObject: a delete marker, replicated where the rule says so."""
+        """A user's DeleteObject: a delete marker, replicated where the rule says so.
+
+        In two-way replication the replicated marker is S3's echo of this one in the other bucket: the
+        monitor sees it as a source there, and its item for this bucket calls for NOT_IN_SCOPE."""
         marker = self._delete_marker(bucket, key)
         now = self.clock()
         chosen = self._rules_for(bucket, key)
+        two_way = False
         for rule in chosen:
             dest = _destination(rule)
             replicated = (rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled" and not _has_tag_filter(
                 rule
             )
             verdict = COMPLETED if replicated else NO_VERDICT
-            entry = Truth(bucket, dest, key, marker, verdict, "delete-marker", created_at=now)
+            echo = replicated and self._replicates_to(dest, bucket)
+            two_way |= echo
+            entry = Truth(bucket, dest, key, marker, verdict, "two-way-delete-marker" if echo else "delete-marker")
+            entry.created_at = now
             self.truth[entry.ident] = entry
             if replicated:
-                self._schedule(self._landing_time(dest, now)[0], lambda e=entry: self._land_delete_marker(e))
-        self._emit_deleted(bucket, key, marker, now, reason="DeleteObject", about=chosen)
+                at = self._landing_time(dest, now)[0]
+                if echo:
+                    # EventBridge times have whole seconds: an echo within the same second as its original
+                    # cannot be told from it by time (docs/demo.md, "What each fault shows").
+                    at = max(at, math.floor(now) + 1 + self.rng.uniform(0.05, 0.5))
+                self._schedule(at, lambda e=entry, w=echo: self._land_delete_marker(e, echo=w))
+        # A two-way marker whose own event is lost leaves only its echo, a delete marker like any other
+        # (S3 gives delete markers no replication status): no monitor can tell which came first, so the
+        # original's event is delivered (late, twice, held in a backlog, but delivered).
+        self._emit_deleted(bucket, key, marker, now, reason="DeleteObject", about=chosen, droppable=not two_way)
+        return marker
+
+    def write_direct(self, bucket: str, key: str, body: bytes) -> str:
+        """An application's PutObject into a destination bucket: a version no replication made (no
+        replication status) and that no source holds. The monitor must not count it a replica."""
+        now = self.clock()
+        obj = self._backend_for(bucket).put_object(bucket, key, body, disable_notification=True)
+        version_id = obj.version_id
+        entry = Truth("", bucket, key, version_id, NOT_IN_SCOPE, "direct-write", created_at=now)
+        self.truth[entry.ident] = entry
+        self._emit_object_event(
+            bucket,
+            key,
+            version_id,
+            now,
+            size=len(body),
+            etag=obj.etag.strip('"'),
+            parts=0,
+            about=None,
+            destination=bucket,
+        )
+        return version_id
+
+    def expire_in_destination(self, bucket: str, key: str) -> str:
+        """The destination's own lifecycle rule puts a delete marker on `key`: no replica, nothing to judge."""
+        marker = self._delete_marker(bucket, key)
+        now = self.clock()
+        entry = Truth("", bucket, key, marker, NO_VERDICT, "lifecycle-in-destination", created_at=now)
+        self.truth[entry.ident] = entry
+        self._emit_deleted(bucket, key, marker, now, reason=LIFECYCLE, about=None, destination=bucket)
         return marker
 
     # ---- time passes
@@ -682,6 +764,19 @@ class Replicator:
         return len(self._jobs)
 
     # ---- inside S3
+    def _backend_for(self, bucket: str):
+        """moto's S3 store of the account that owns `bucket` (a destination may be another account's)."""
+        return _backend(owner_of(bucket) or self.account_id)
+
+    def _replicates_to(self, bucket: str, destination: str) -> bool:
+        """`bucket` has an enabled rule into `destination` (with the rule back, a two-way pair)."""
+        if owner_of(bucket) not in (None, self.account_id):
+            return False
+        return any(
+            r.get("Status") == "Enabled" and _destination(r) == destination
+            for r in stored_rules(bucket, account_id=self.account_id)
+        )
+
     def _rules_for(self, bucket: str, key: str) -> list[dict]:
         """Per destination, the enabled rule of highest priority whose prefix matches (tags decided later)."""
         best: dict[str, dict] = {}
@@ -709,21 +804,25 @@ class Replicator:
         self._seq += 1
         heapq.heappush(self._jobs, (at, self._seq, job))
 
-    def _land(self, bucket: str, entry: Truth, corrupt: bool, encryption: str | None, parts: int) -> None:
+    def _land(
+        self, bucket: str, entry: Truth, corrupt: bool, encryption: str | None, parts: int, *, lose_event: bool = False
+    ) -> None:
         source = object_version(bucket, entry.key, entry.version_id, account_id=self.account_id)
         data = source.value
         if corrupt:
             data = data[: max(0, len(data) // 2)] + b"!"  # a replica of another size: a mismatch anywhere
         etag = None
-        if encryption == "aws:kms":
-            etag = uuid.uuid4().hex  # re-encrypted under the destination's key: not the source's ETag
+        sse_c = getattr(source, "sse_c", False)
+        if encryption == "aws:kms" or sse_c:
+            etag = uuid.uuid4().hex  # encrypted anew (destination's KMS key; SSE-C): not the source's ETag
         elif parts and not corrupt:
             etag = source.etag.strip('"')
-        replica = self.backend.put_object(
+        replica = self._backend_for(entry.destination).put_object(
             entry.destination, entry.key, data, etag=etag, encryption=encryption, disable_notification=True
         )
         replica._version_id = entry.version_id
         replica.replication_status = "REPLICA"
+        replica.sse_c = sse_c  # S3 replicates SSE-C objects as they are
         entry.landed_at = self._at
         self.replicas += 1
         self._finished(bucket, entry, failed=False)
@@ -737,6 +836,7 @@ class Replicator:
             parts=parts,
             about=None,
             destination=entry.destination,
+            lose=lose_event,
         )
 
     def _fail(self, bucket: str, rule: dict, entry: Truth) -> None:
@@ -766,18 +866,25 @@ class Replicator:
             del self._versions[(bucket, entry.version_id)]
 
     def _delete_version(self, bucket: str, key: str, version_id: str) -> None:
-        self.backend.delete_object(bucket, key, version_id=version_id)
+        self._backend_for(bucket).delete_object(bucket, key, version_id=version_id)
 
     def _delete_marker(self, bucket: str, key: str) -> str:
-        _, meta = self.backend.delete_object(bucket, key)
+        _, meta = self._backend_for(bucket).delete_object(bucket, key)
         return meta["version-id"]
 
-    def _land_delete_marker(self, entry: Truth) -> None:
-        self.backend.delete_object(entry.destination, entry.key)
-        marker = self.backend.get_bucket(entry.destination).keys.getlist(entry.key)[-1]
+    def _land_delete_marker(self, entry: Truth, *, echo: bool = False) -> None:
+        backend = self._backend_for(entry.destination)
+        backend.delete_object(entry.destination, entry.key)
+        marker = backend.get_bucket(entry.destination).keys.getlist(entry.key)[-1]
         marker._version_id = entry.version_id
         entry.landed_at = self._at
         self.replicas += 1
+        about = entry.destination
+        if echo:  # the other bucket of a two-way pair: the monitor sees a new source version there
+            mirror = Truth(entry.destination, entry.source, entry.key, entry.version_id, NOT_IN_SCOPE, "two-way-echo")
+            mirror.created_at = mirror.landed_at = self._at
+            self.truth[mirror.ident] = mirror
+            about = entry.source
         self._emit_deleted(
             entry.destination,
             entry.key,
@@ -785,7 +892,7 @@ class Replicator:
             entry.landed_at,
             reason="DeleteObject",
             about=None,
-            destination=entry.destination,
+            destination=about,
         )
 
     # ---- events, in AWS's shapes
@@ -794,7 +901,9 @@ class Replicator:
             return ((version_id, key, destination),)
         return tuple((version_id, key, _destination(r)) for r in rules or ())
 
-    def _emit_object_event(self, bucket, key, version_id, at, *, size, etag, parts, about, destination=None) -> None:
+    def _emit_object_event(
+        self, bucket, key, version_id, at, *, size, etag, parts, about, destination=None, lose=False
+    ) -> None:
         reason = "CompleteMultipartUpload" if parts else "PutObject"
         idents = self._about(key, version_id, about, destination)
         if self.rng.random() < self.notification_share:
@@ -816,30 +925,35 @@ class Replicator:
                 version_id=version_id,
                 time_s=at,
                 region=self.regions[bucket],
-                account=self.account_id,
+                account=owner_of(bucket) or self.account_id,
                 size=size,
                 etag=etag,
                 reason=reason,
             )
-        self.channel.emit(body, at=at, about=idents)
+        self.channel.emit(body, at=at, about=idents, lose=lose)
 
-    def _emit_deleted(self, bucket, key, marker, at, *, reason, about, destination=None) -> None:
+    def _emit_deleted(self, bucket, key, marker, at, *, reason, about, destination=None, droppable=True) -> None:
         body = eventbridge_object_event(
             bucket=bucket,
             key=key,
             version_id=marker,
             time_s=at,
             region=self.regions[bucket],
-            account=self.account_id,
+            account=owner_of(bucket) or self.account_id,
             reason=reason,
             deletion_type="Delete Marker Created",
         )
-        self.channel.emit(body, at=at, about=self._about(key, marker, about, destination))
+        self.channel.emit(body, at=at, about=self._about(key, marker, about, destination), droppable=droppable)
 
     def _seen(self, ident: tuple) -> None:
         entry = self.truth.get(ident)
         if entry is not None:
             entry.seen = True
+
+    def _held(self, ident: tuple) -> None:
+        entry = self.truth.get(ident)
+        if entry is not None:
+            entry.backlogged = True
 
 
 def _sse_kms(rule: dict) -> bool:

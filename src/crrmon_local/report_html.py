@@ -181,6 +181,9 @@ def render_html(report: dict) -> str:
         f"({_e(u['fault'])}, truth {_e(u['truth'])})</li>"
         for u in report["unseen"][:200]
     )
+    faults = "".join(
+        f"<tr><td>{_e(fault)}</td><td class=n>{count}</td></tr>" for fault, count in report.get("faults", {}).items()
+    )
     s, e = report["settings"], report["events"]
     data = json.dumps(
         {
@@ -206,9 +209,15 @@ def render_html(report: dict) -> str:
 <h1>CRR Monitor demo report</h1>
 <p class="muted">{report["objects_written"]} object versions written, {report["replicas_landed"]} replicas landed;
 events: {e["emitted"]} emitted, {e["delivered"]} delivered, {e["lost"]} lost, {e["duplicated"]} duplicated,
-{e["reordered"]} late. Wall time {report["wall_seconds"]} s (CPU {report["cpu_seconds"]} s), peak memory
+{e["reordered"]} late, {e.get("backlogged", 0)} held in a backlog.
+Wall time {report["wall_seconds"]} s (CPU {report["cpu_seconds"]} s), peak memory
 {report["peak_memory_mb"]} MB. <span id="render-status">charts not drawn (JavaScript off?)</span></p>
 {verdict_line}
+<h2>Faults</h2>
+<p class="muted">What the emulator did, per object version and destination
+({report.get("backlogged", 0)} of them with an event held in the backlog).</p>
+<table><tr><th>fault</th><th>versions &times; destinations</th></tr>
+{faults}</table>
 <h2>Per pair</h2>
 <table><tr><th>pair</th><th>verdicts</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>missed RPO</th>
 <th>overdue peak</th><th>oldest overdue</th><th>alert digests (objects)</th><th>archive lines</th></tr>

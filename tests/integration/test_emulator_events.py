@@ -186,3 +186,62 @@ def test_delete_markers_read_like_aws_samples(replicator):
         assert o == observation(
             aws_eventbridge(o.bucket, key, user_marker, reason="DeleteObject", deletion="Delete Marker Created")
         )
+
+
+# ---- what real S3 does that the demo now produces ----------------------------------------------------
+
+
+def test_backlog_holds_events_until_its_end_with_s3s_times(aws):
+    sqs = RecordingSqs()
+    channel = emulator.EventChannel(sqs, "queue", rng=random.Random(1), backlog=(T0 + 5, T0 + 20))
+    for at in (T0, T0 + 6, T0 + 8):
+        channel.emit(json.dumps({"time": at}), at=at)
+    channel.flush(T0 + 19.9)
+    assert [json.loads(b)["time"] for b in sqs.bodies] == [T0]  # the two others are held
+    channel.flush(T0 + 20.1)
+    assert [json.loads(b)["time"] for b in sqs.bodies] == [T0, T0 + 6, T0 + 8]  # in order, times unchanged
+    assert channel.counts["backlogged"] == 2
+
+
+def test_sse_c_replicas_keep_the_customer_key_and_get_other_etags(replicator):
+    key = "sse-c/secret.bin"
+    version_id = replicator.put(SRC, key, b"x" * 40, sse_c=True, lose_replica_events=True)
+    bodies = replicator.settle()
+    assert [observation(b).bucket for b in bodies] == [SRC]  # both replica events lost
+    source = emulator.object_version(SRC, key, version_id)
+    for dest in (DST, DST2):
+        replica = emulator.object_version(dest, key, version_id)
+        assert replica.sse_c and replica.replication_status == "REPLICA" and replica.etag != source.etag
+    assert {t.verdict for t in replicator.truth.values()} == {"COMPLETED"}
+
+
+def test_direct_write_and_destination_lifecycle_marker_are_not_replication(replicator):
+    direct = replicator.write_direct(DST, "app/own.json", b"{}")
+    assert getattr(emulator.object_version(DST, "app/own.json", direct), "replication_status", None) is None
+    [event] = [observation(b) for b in replicator.settle()]
+    assert (event.bucket, event.version_id) == (DST, direct)
+    assert replicator.truth[(direct, "app/own.json", DST)].verdict == "NOT_IN_SCOPE"
+
+    version_id = replicator.put(SRC, "data/expiring.bin", b"abc")
+    replicator.settle()
+    marker = replicator.expire_in_destination(DST, "data/expiring.bin")
+    [event] = [observation(b) for b in replicator.settle()]
+    assert (event.bucket, event.version_id, event.reason) == (DST, marker, "Lifecycle Expiration")
+    assert replicator.truth[(marker, "data/expiring.bin", DST)].verdict == "NONE"
+    assert emulator.object_version(DST, "data/expiring.bin", version_id).replication_status == "REPLICA"
+
+
+def test_two_way_delete_marker_echo_is_a_truth_of_its_own(replicator):
+    from .conftest import BIDI_A, BIDI_B
+
+    key = "bidi/both-ways.txt"
+    replicator.put(BIDI_A, key, b"abc")
+    replicator.settle()
+    marker = replicator.delete(BIDI_A, key)
+    replicator.run_due(T0 + 5)
+    bodies = replicator.settle()
+    assert sorted(observation(b).bucket for b in bodies) == [BIDI_A, BIDI_B]
+    original, echo = replicator.truth[(marker, key, BIDI_B)], replicator.truth[(marker, key, BIDI_A)]
+    assert (original.verdict, original.fault) == ("COMPLETED", "two-way-delete-marker")
+    assert (echo.verdict, echo.fault, echo.source) == ("NOT_IN_SCOPE", "two-way-echo", BIDI_B)
+    assert int(echo.landed_at) > int(original.created_at)  # a later whole second than its original
