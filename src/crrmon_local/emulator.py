@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import math
 import pickle
 import random
 import threading
@@ -709,10 +708,6 @@ class Replicator:
             self.truth[entry.ident] = entry
             if replicated:
                 at = self._landing_time(dest, now)[0]
-                if echo:
-                    # EventBridge times have whole seconds: an echo within the same second as its original
-                    # cannot be told from it by time (docs/demo.md, "What each fault shows").
-                    at = max(at, math.floor(now) + 1 + self.rng.uniform(0.05, 0.5))
                 self._schedule(at, lambda e=entry, w=echo: self._land_delete_marker(e, echo=w))
         # A two-way marker whose own event is lost leaves only its echo, a delete marker like any other
         # (S3 gives delete markers no replication status): no monitor can tell which came first, so the
