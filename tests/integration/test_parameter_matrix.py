@@ -5,7 +5,8 @@ which functions exist; it never changes their code (`test_one_build_serves_every
 holds the template to that), so one `sam build` output serves every value. For each value below:
 
 - the template lints with it (the value written as the parameter's default, so cfn-lint also holds
-  it against the parameter's constraints) and SAM's translator translates it;
+  it against the parameter's constraints), SAM's translator translates it, and every intrinsic of
+  every resource and output that exists with it resolves;
 - the monitor's data plane is provisioned from the template on moto server (127.0.0.1 only);
 - the pipeline runs end to end: an object version and its replica, a version the monitor never heard
   of, and the schedules. Every invocation of every function runs in a fresh interpreter holding only
@@ -15,6 +16,9 @@ holds the template to that), so one `sam build` output serves every value. For e
 - what the value switches on shows: the verdict's method, the archive line, the canary version, the
   reconciled version, the override's destination, the refused account, X-Ray segments at the daemon
   address (and the X-Ray SDK not even imported when tracing is off).
+
+Values whose code paths do not meet share a case (CASES), so six stacks run, not eleven. The
+forwarder template has no code: each of its values lints, translates and resolves.
 """
 
 from __future__ import annotations

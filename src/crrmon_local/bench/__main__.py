@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -34,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only == "cold-start":
         step("4. cold start and peak memory, fresh processes")
+        load = os.getloadavg()[0]
         cold = speed.cold_start(samples)
         memory = speed.peak_memory(samples=max(2, samples // 2))
         machine = f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}"
         note = (
             f"Measured again alone (`make bench ARGS='--only cold-start'`) on {time.strftime('%Y-%m-%d')} "
-            f"({machine}); the other sections are from the run named at the top."
+            f"({machine}, load average {load:.1f} when it started); the other sections are from the run named "
+            "at the top."
         )
         text = report.splice_cold_start(
             args.output.read_text(),
