@@ -245,7 +245,6 @@ def served():
     )
     try:
         emulator.install()
-        emulator.answer_replication_faithfully()
         session = boto3.Session(region_name=REGION)
         s3 = session.client("s3")
         for bucket in (SRC, DST, OVERRIDE_DST):
@@ -525,8 +524,13 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
         else:
             assert invocation.traces == []
     if tracing:  # the AWS SDK's calls are traced too
-        ingest_traces = [d for i in built.invocations if i.function == "IngestFunction" for d in i.traces]
-        assert "dynamodb" in set().union(*map(names, ingest_traces))
+
+        def traced(function: str) -> set[str]:
+            return set().union(*(names(d) for i in built.invocations if i.function == function for d in i.traces))
+
+        assert "dynamodb" in traced("IngestFunction")
+        assert "s3" in traced("SweeperFunction")  # the HEADs of a checksum verification
+        assert "sqs" in traced("ReconcileFunction")  # the missed version's event, sent to the queue
 
     item = store.get(make_pk(obj["VersionId"], key), destination)
     assert item is not None and item["status"] == "COMPLETED", item
