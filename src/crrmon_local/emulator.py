@@ -163,12 +163,14 @@ def replicate(
     body: bytes | None = None,
     encryption: str | None = None,
     etag: str | None = None,
+    checksum_algorithm: str | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> dict:
     """Land a replica of one source version: same key, same version ID, status REPLICA.
 
     `body` replaces the data (a corrupted replica); `encryption` and `etag` model a replica
-    re-encrypted under another key, whose ETag is not the source's. Returns the replica's facts as
+    re-encrypted under another key, whose ETag is not the source's; `checksum_algorithm` has S3 store
+    a full-object checksum of the replica's data with that algorithm. Returns the replica's facts as
     {"size", "etag"}. The source's status is left to the caller (COMPLETED only when every
     destination has its replica).
     """
@@ -178,6 +180,8 @@ def replicate(
     extra = {}
     if encryption:
         extra["ServerSideEncryption"] = encryption
+    if checksum_algorithm:
+        extra["ChecksumAlgorithm"] = checksum_algorithm
     s3.put_object(Bucket=destination_bucket, Key=key, Body=data, **extra)
     replica = _backend(account_id).get_object(destination_bucket, key)
     replica._version_id = version_id

@@ -309,11 +309,14 @@ def build_mappings(
     region: str = "us-east-1",
     root: Path = ROOT,
     functions: tuple[str, ...] | None = None,
+    handler_for: Callable[[str, str], Handler] | None = None,
 ) -> Mappings:
     """Read each function's Events from the template: SQS batch sizes, stream filters, schedules.
 
     `queue_urls` maps the template's queue logical IDs to the URLs of the provisioned queues;
     `functions` names the functions that exist (a function's Condition may leave it out), None: all.
+    `handler_for(logical ID, code folder name)` gives each function's handler; None: the source's
+    `functions/<name>/app.py`, imported into this process.
     """
     queues, consumers, schedules = [], [], []
     for logical_id, resource in template["Resources"].items():
@@ -323,7 +326,7 @@ def build_mappings(
             continue
         props = resource["Properties"]
         function = Path(props["CodeUri"]).name
-        handler = load_handler(function, root)
+        handler = handler_for(logical_id, function) if handler_for else load_handler(function, root)
         for event in props.get("Events", {}).values():
             kind, ep = event["Type"], event.get("Properties", {})
             if kind == "SQS":

@@ -438,7 +438,12 @@ class _Builder:
             if "OwnershipControls" in p:
                 s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
             if "ObjectLockConfiguration" in p:
-                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=p["ObjectLockConfiguration"])
+                lock = p["ObjectLockConfiguration"]
+                retention = lock.get("Rule", {}).get("DefaultRetention", {})
+                for unit in ("Days", "Years"):  # a Ref to a Number parameter: CloudFormation passes a number
+                    if unit in retention:
+                        retention[unit] = int(_scalar(retention[unit]))
+                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
             self.r.created(logical_id, name, Arn=f"arn:{PARTITION}:s3:::{name}")
 
     # ---- IAM (only as something for Firehose to name)

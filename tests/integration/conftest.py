@@ -8,6 +8,7 @@ handlers and moto's SQS delays together, so deadlines pass without sleeping.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -327,3 +328,22 @@ def subscription_confirmation(topic_arn: str) -> str:
             "SigningCertURL": "https://sns.example/cert.pem",
         }
     )
+
+
+# What the Lambda Python runtime brings besides the standard library: boto3 and its dependencies.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+@pytest.fixture(scope="session")
+def runtime_sdk_dir(tmp_path_factory) -> str:
+    """A folder with only the runtime's packages, linked from this environment: a built handler run
+    with this environment's whole site-packages on its path would find what the runtime lacks (the
+    X-Ray SDK, which moto brings here)."""
+    folder = tmp_path_factory.mktemp("lambda-runtime")
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin, f"{name} is not installed"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return str(folder)

@@ -2,8 +2,9 @@
 
 Lambda puts the function's folder and each layer's `python/` folder on the path, and brings boto3
 itself. Each handler runs here in a fresh interpreter (python3.13, the runtime's version, when
-one is installed) with exactly that path, plus boto3 from this environment standing in for the
-runtime's, and answers a batch that needs no AWS call.
+one is installed) with exactly that path, plus boto3 and its dependencies from this environment
+standing in for the runtime's (and nothing else of this environment), and answers a batch that
+needs no AWS call. tests/integration/test_parameter_matrix.py runs them under every parameter value.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,11 +96,11 @@ def runtime_python() -> str:
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
-def test_built_handler_runs_with_only_the_built_folders(function):
+def test_built_handler_runs_with_only_the_built_folders(function, runtime_sdk_dir):
     assert (BUILD / "template.yaml").exists(), "no sam build output: run `make build` first"
     function_dir = BUILD / function
     layer_dir = BUILD / "CommonLayer" / "python"
-    boto_dir = str(Path(boto3.__file__).parents[1])
+    boto_dir = runtime_sdk_dir
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",

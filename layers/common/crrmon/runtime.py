@@ -60,12 +60,19 @@ def tracing_enabled() -> bool:
 
 
 def lambda_tracer():
-    """Powertools' Tracer only when tracing is on: importing the X-Ray SDK costs ~250 ms of cold start."""
+    """Powertools' Tracer only when tracing is on: importing the X-Ray SDK costs ~250 ms of cold start.
+
+    The one place tracing is chosen. The X-Ray SDK (the layer has it through Powertools' `tracer`
+    extra) is in maintenance and reaches end of support on 2027-02-25; its successor, OpenTelemetry,
+    would replace it here (and `capture_lambda_handler` in `lambda_entry`).
+    """
     if not tracing_enabled():
         return None
     from aws_lambda_powertools import Tracer
 
-    return Tracer()
+    # AWS calls are the functions' only I/O: patch botocore alone, not every library the SDK can
+    # patch that happens to be importable.
+    return Tracer(patch_modules=("botocore",))
 
 
 def lambda_entry(work: Callable[..., Any], *, with_context: bool = False) -> Callable[[dict, Any], Any]:

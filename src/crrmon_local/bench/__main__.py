@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -17,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crrmon_local.bench", description=__doc__)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and 10,000 timers: a smoke run")
+    parser.add_argument(
+        "--only",
+        choices=["cold-start"],
+        help="measure section 4 alone and replace it (and its summary rows) in the existing output file",
+    )
     args = parser.parse_args(argv)
     rounds, samples, timers, objects = (5, 3, 10_000, 8) if args.quick else (30, 9, 100_000, 40)
     # Reconciliation: versions listed per pass (all tracked; 1% untracked; all older than the retention).
@@ -27,6 +33,26 @@ def main(argv: list[str] | None = None) -> int:
     def step(name: str):
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
 
+    if args.only == "cold-start":
+        step("4. cold start and peak memory, fresh processes")
+        load = os.getloadavg()[0]
+        cold = speed.cold_start(samples)
+        memory = speed.peak_memory(samples=max(2, samples // 2))
+        machine = f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}"
+        note = (
+            f"Measured again alone (`make bench ARGS='--only cold-start'`) on {time.strftime('%Y-%m-%d')} "
+            f"({machine}, load average {load:.1f} when it started); the other sections are from the run named "
+            "at the top."
+        )
+        text = report.splice_cold_start(
+            args.output.read_text(),
+            report.cold_start_section(cold, memory, speed.baseline_memory()),
+            report.cold_start_summary(cold, memory),
+            note,
+        )
+        args.output.write_text(text)
+        step(f"rewrote section 4 of {args.output}")
+        return 0
     step("1. CPU per event, AWS answered at botocore's HTTP layer")
     cpu = speed.cpu_per_event(rounds)
     step("2. one batch with a 10 ms round trip per AWS call")

@@ -327,6 +327,135 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
 # ---------------------------------------------------------------- Markdown
 
 
+def cold_start_section(
+    cold: dict[str, list[float]], memory: dict[str, list[float]], baseline_memory: float
+) -> list[str]:
+    """Section 4: import times (tracing off and on) and peak memory."""
+    import crrmon.ingest as ingest_module
+
+    out: list[str] = []
+    w = out.append
+    w("## 4. Cold start and peak memory")
+    w("")
+    w(
+        "Import time of each handler module (`functions/<name>/app.py`, the layer on `sys.path`, "
+        "`POWERTOOLS_TRACE_DISABLED=true`) in a fresh interpreter, against `import boto3` plus creating one "
+        f"client in a fresh interpreter; {len(cold['boto3 + client'])} samples each, interleaved, after one "
+        "run that writes the bytecode caches. The handler modules build no client at import (clients are "
+        "built on the first batch), so the baseline includes one client the handlers have not built yet. "
+        "With tracing on (`EnableTracing=true`: `POWERTOOLS_TRACE_DISABLED=false`, and the variables Lambda "
+        "sets for active tracing) the import also builds Powertools' Tracer, which imports the X-Ray SDK "
+        "and patches botocore; tracing off, the X-Ray SDK is never imported. The target is held against "
+        "tracing off, the default."
+    )
+    w("")
+    base = statistics.median(cold["boto3 + client"])
+    w("| module | import, median (IQR) | ratio to boto3 + client | target ≤ 1.5x |")
+    w("|---|---|---|---|")
+    w(
+        f"| `import boto3` + `boto3.client('sqs')` | {base * 1e3:,.0f} ms "
+        f"({_iqr(cold['boto3 + client'], 1e3)}) | 1.00 | — |"
+    )
+    for name in ("ingest", "matcher", "sweeper"):
+        m = statistics.median(cold[name])
+        w(
+            f"| functions/{name}/app.py | {m * 1e3:,.0f} ms ({_iqr(cold[name], 1e3)}) | {m / base:.2f} "
+            f"| {_ok(m / base <= 1.5)} |"
+        )
+    for name in ("ingest", "matcher", "sweeper"):
+        traced = cold.get(f"{name} (tracing on)")
+        if traced:
+            m = statistics.median(traced)
+            w(
+                f"| functions/{name}/app.py, tracing on | {m * 1e3:,.0f} ms ({_iqr(traced, 1e3)}) | {m / base:.2f} "
+                f"| — (tracing off is the default) |"
+            )
+    w("")
+    samples = len(next(iter(memory.values())))
+    w(
+        "Peak resident memory (VmHWM) of a fresh process that imported the handler and ran three full "
+        f"batches on canned AWS (ingest 10 events, matcher 100 records, sweeper 10 timers); {samples} processes "
+        "per handler, interleaved, and the worst of them held against the limit. A bare interpreter "
+        f"with boto3 and one client peaks at {baseline_memory:,.0f} MB on this machine."
+    )
+    w("")
+    w(
+        f"| handler | peak RSS, median | peak RSS, worst of {samples} | share of a {LAMBDA_MB} MB Lambda (worst) "
+        f"| target: fits {LAMBDA_MB} MB |"
+    )
+    w("|---|---|---|---|---|")
+    for name, mbs in memory.items():
+        worst = max(mbs)
+        target = _ok(worst <= LAMBDA_MB) if "=" not in name else "— (environment, not code)"
+        w(f"| {name} | {statistics.median(mbs):,.0f} MB | {worst:,.0f} MB | {worst / LAMBDA_MB:.0%} | {target} |")
+    w("")
+    ingest_mb = memory["ingest"]
+    limited = next((v for k, v in memory.items() if k.startswith("ingest, ")), None)
+    if limited:
+        w(
+            f"Ingest's peak ranges from {min(ingest_mb):,.0f} to {max(ingest_mb):,.0f} MB between the processes of "
+            "this run, and it differs more between runs on a shared machine than within one: the worst process is "
+            f"the figure to hold against a limit. Its {ingest_module.MAX_WORKERS} threads allocate at the same "
+            "time, and glibc gives busy threads malloc arenas of their own; with at most two arenas "
+            f"(`MALLOC_ARENA_MAX=2` in the function's environment) it ranged from {min(limited):,.0f} to "
+            f"{max(limited):,.0f} MB."
+        )
+        w("")
+    w(
+        f"The template gives every function {memory_mb()} MB; Lambda's own runtime process adds a few MB to "
+        "the figure Lambda reports as Max Memory Used."
+    )
+    w("")
+    return out
+
+
+def cold_start_summary(cold: dict[str, list[float]], memory: dict[str, list[float]]) -> list[str]:
+    """The summary's rows of section 4."""
+    summary: list[str] = []
+    base = statistics.median(cold["boto3 + client"])
+    samples = len(next(iter(memory.values())))
+    worst_import = max(statistics.median(cold[n]) for n in ("ingest", "matcher", "sweeper"))
+    summary.append(
+        f"| handler import vs boto3 + client (worst of three) | {worst_import * 1e3:,.0f} ms vs {base * 1e3:,.0f} ms "
+        f"| ≤ 1.5x | {worst_import / base:.2f}x; {_ok(worst_import / base <= 1.5)} |"
+    )
+    traced = [statistics.median(cold[k]) for k in cold if k.endswith(" (tracing on)")]
+    if traced:
+        summary.append(
+            f"| handler import with tracing on (worst of three) | {max(traced) * 1e3:,.0f} ms vs "
+            f"{base * 1e3:,.0f} ms | — | {max(traced) / base:.2f}x; +{(max(traced) - worst_import) * 1e3:,.0f} ms "
+            "over tracing off |"
+        )
+    peak = max(max(v) for k, v in memory.items() if "=" not in k)
+    summary.append(
+        f"| peak memory (worst handler, worst of {samples} processes) | {peak:,.0f} MB | ≤ {LAMBDA_MB} MB "
+        f"| {peak / LAMBDA_MB:.0%}; "
+        f"{_ok(peak <= LAMBDA_MB)} |"
+    )
+    return summary
+
+
+SUMMARY_ROWS_OF_SECTION_4 = ("| handler import vs boto3", "| handler import with tracing on", "| peak memory (worst")
+
+
+def splice_cold_start(text: str, section: list[str], rows: list[str], note: str) -> str:
+    """`text` (a results file) with section 4 and its summary rows replaced by a new measurement."""
+    start, end = text.index("## 4. Cold start"), text.index("## 5. ")
+    lines = [*section[:2], note, "", *section[2:]]
+    text = text[:start] + "\n".join(lines).rstrip("\n") + "\n\n" + text[end:]
+    out, placed = [], False
+    for line in text.split("\n"):
+        if line.startswith(SUMMARY_ROWS_OF_SECTION_4):
+            if not placed:
+                out.extend(rows)
+                placed = True
+            continue
+        out.append(line)
+    if not placed:
+        raise ValueError("the results file has no summary rows of section 4")
+    return "\n".join(out)
+
+
 def render(
     *,
     cpu: dict,
@@ -508,65 +637,7 @@ def render(
     w("")
 
     # 4 ------------------------------------------------------------------------------------------
-    w("## 4. Cold start and peak memory")
-    w("")
-    w(
-        "Import time of each handler module (`functions/<name>/app.py`, the layer on `sys.path`, "
-        "`POWERTOOLS_TRACE_DISABLED=true`) in a fresh interpreter, against `import boto3` plus creating one "
-        f"client in a fresh interpreter; {len(cold['boto3 + client'])} samples each, interleaved, after one "
-        "run that writes the bytecode caches. The handler modules build no client at import (clients are "
-        "built on the first batch), so the baseline includes one client the handlers have not built yet."
-    )
-    w("")
-    base = statistics.median(cold["boto3 + client"])
-    w("| module | import, median (IQR) | ratio to boto3 + client | target ≤ 1.5x |")
-    w("|---|---|---|---|")
-    w(
-        f"| `import boto3` + `boto3.client('sqs')` | {base * 1e3:,.0f} ms "
-        f"({_iqr(cold['boto3 + client'], 1e3)}) | 1.00 | — |"
-    )
-    for name in ("ingest", "matcher", "sweeper"):
-        m = statistics.median(cold[name])
-        w(
-            f"| functions/{name}/app.py | {m * 1e3:,.0f} ms ({_iqr(cold[name], 1e3)}) | {m / base:.2f} "
-            f"| {_ok(m / base <= 1.5)} |"
-        )
-    w("")
-    samples = len(next(iter(memory.values())))
-    w(
-        "Peak resident memory (VmHWM) of a fresh process that imported the handler and ran three full "
-        f"batches on canned AWS (ingest 10 events, matcher 100 records, sweeper 10 timers); {samples} processes "
-        "per handler, interleaved, and the worst of them held against the limit. A bare interpreter "
-        f"with boto3 and one client peaks at {baseline_memory:,.0f} MB on this machine."
-    )
-    w("")
-    w(
-        f"| handler | peak RSS, median | peak RSS, worst of {samples} | share of a {LAMBDA_MB} MB Lambda (worst) "
-        f"| target: fits {LAMBDA_MB} MB |"
-    )
-    w("|---|---|---|---|---|")
-    for name, mbs in memory.items():
-        worst = max(mbs)
-        target = _ok(worst <= LAMBDA_MB) if "=" not in name else "— (environment, not code)"
-        w(f"| {name} | {statistics.median(mbs):,.0f} MB | {worst:,.0f} MB | {worst / LAMBDA_MB:.0%} | {target} |")
-    w("")
-    ingest_mb = memory["ingest"]
-    limited = next((v for k, v in memory.items() if k.startswith("ingest, ")), None)
-    if limited:
-        w(
-            f"Ingest's peak ranges from {min(ingest_mb):,.0f} to {max(ingest_mb):,.0f} MB between the processes of "
-            "this run, and it differs more between runs on a shared machine than within one: the worst process is "
-            f"the figure to hold against a limit. Its {ingest_module.MAX_WORKERS} threads allocate at the same "
-            "time, and glibc gives busy threads malloc arenas of their own; with at most two arenas "
-            f"(`MALLOC_ARENA_MAX=2` in the function's environment) it ranged from {min(limited):,.0f} to "
-            f"{max(limited):,.0f} MB."
-        )
-        w("")
-    w(
-        f"The template gives every function {memory_mb()} MB; Lambda's own runtime process adds a few MB to "
-        "the figure Lambda reports as Max Memory Used."
-    )
-    w("")
+    out.extend(cold_start_section(cold, memory, baseline_memory))
 
     # 5 ------------------------------------------------------------------------------------------
     w("## 5. The sweeper against due timers at scale (stubbed clients)")
@@ -871,17 +942,7 @@ def render(
         f"| S3 requests / SNS publishes by the monitor per object (happy) | {one_heads:.2f} / {one_sns:.2f} | 0 / 0 | "
         f"{_ok(one_heads == 0 and one_sns == 0)} |"
     )
-    worst_import = max(statistics.median(cold[n]) for n in ("ingest", "matcher", "sweeper"))
-    summary.append(
-        f"| handler import vs boto3 + client (worst of three) | {worst_import * 1e3:,.0f} ms vs {base * 1e3:,.0f} ms "
-        f"| ≤ 1.5x | {worst_import / base:.2f}x; {_ok(worst_import / base <= 1.5)} |"
-    )
-    peak = max(max(v) for k, v in memory.items() if "=" not in k)
-    summary.append(
-        f"| peak memory (worst handler, worst of {samples} processes) | {peak:,.0f} MB | ≤ {LAMBDA_MB} MB "
-        f"| {peak / LAMBDA_MB:.0%}; "
-        f"{_ok(peak <= LAMBDA_MB)} |"
-    )
+    summary.extend(cold_start_summary(cold, memory))
     for r in sweeps:
         pk = max(r.max_heads_in_a_second.values(), default=0)
         summary.append(

@@ -126,25 +126,49 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_child(code: str) -> str:
+def _run_child(code: str, extra_env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", code], env=_child_env(), capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", code],
+        env={**_child_env(), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return done.stdout.strip().splitlines()[-1]
 
 
+TRACED = " (tracing on)"
+
+
+def tracing_on(function: str) -> dict[str, str]:
+    """The environment of a function with EnableTracing=true: the template's
+    POWERTOOLS_TRACE_DISABLED=false, and what Lambda sets for active tracing (Powertools traces only
+    where LAMBDA_TASK_ROOT is set). Nothing is sent at import; the daemon address is never used."""
+    return {
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / function),
+        "_X_AMZN_TRACE_ID": "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    }
+
+
 def cold_start(samples: int) -> dict[str, list[float]]:
-    """Import time in a fresh process: each handler module, and `import boto3` + one client (interleaved)."""
-    codes = {"boto3 + client": _IMPORT_BOTO3}
+    """Import time in a fresh process: each handler module with tracing off and on, and `import boto3`
+    + one client (interleaved)."""
+    codes: dict[str, tuple[str, dict[str, str]]] = {"boto3 + client": (_IMPORT_BOTO3, {})}
     for name in FUNCTIONS:
         path = str(ROOT / "functions" / name / "app.py")
-        codes[name] = _IMPORT_HANDLER.format(layer=str(ROOT / "layers" / "common"), path=path)
-    for code in codes.values():  # compile and cache bytecode once, as the deployment package has it
-        _run_child(code)
+        code = _IMPORT_HANDLER.format(layer=str(ROOT / "layers" / "common"), path=path)
+        codes[name] = (code, {})
+        codes[name + TRACED] = (code, tracing_on(name))
+    for code, env in codes.values():  # compile and cache bytecode once, as the deployment package has it
+        _run_child(code, env)
     out: dict[str, list[float]] = {name: [] for name in codes}
     for _ in range(samples):
-        for name, code in codes.items():
-            out[name].append(float(_run_child(code)))
+        for name, (code, env) in codes.items():
+            out[name].append(float(_run_child(code, env)))
     return out
 
 
