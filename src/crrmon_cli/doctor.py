@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from crrmon.reconcile import SETTLE_S, STALE_MARGIN_S
 from crrmon.store import RECONCILE_PK
 from crrmon.topology import bucket_region
+from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.output import duration
 
@@ -407,6 +408,9 @@ def doctor(ctx: Context, args) -> int:
         monitor["bus_arn"] = bus or ""
     sources = target.source_buckets
     destinations = [b for b in target.destination_buckets if b not in sources]
+    for name in args.bucket or ():
+        if name not in sources + destinations:  # a mistyped name must not read as "nothing wrong"
+            raise watched.not_watched("bucket", name, sorted(sources + destinations))
     if not sources:
         d.add("ERROR", "stack", target.stack_name or "stack", "no watched source buckets", "set SourceBuckets")
     for bucket in sources + destinations:
