@@ -42,9 +42,9 @@ CREDENTIAL_CODES = {
     "RequestExpired",
 }
 # What to do about AWS's other answers, by error code.
-GONE = "the monitor's resource is not there: is this the right --stack, --region or --local?"
+GONE = "The monitor's resource is not there: is this the right --stack, --region or --local?"
 FIXES = {
-    "NoSuchBucket": "the bucket does not exist: check its name (and that the stack's SourceBuckets names it rightly)",
+    "NoSuchBucket": "No such bucket here: check its name (and the stack's SourceBuckets, DestinationBuckets)",
     "ResourceNotFoundException": GONE,
     "AWS.SimpleQueueService.NonExistentQueue": GONE,
     "QueueDoesNotExist": GONE,
@@ -169,14 +169,14 @@ def explain(error: Exception, aws: Aws | None = None) -> str | None:
         operation = error.operation_name or operation
         service, params = aws.last_call.get(operation, (service, {})) if aws else (service, {})
         if code in CREDENTIAL_CODES:
-            fix = "these credentials are refused: renew them (aws sso login, aws configure) or use another --profile"
+            fix = "These credentials are refused: renew them (aws sso login, aws configure) or use another --profile"
         else:
-            fix = FIXES.get(code, "see AWS's message; --debug shows the full error")
-        at = f" at {endpoint}" if endpoint else ""
+            fix = FIXES.get(code, "See AWS's message; --debug shows the full error")
+        at = f" ({endpoint.rstrip('/')})" if endpoint else ""
         action, resource = action_of(service, operation), resource_of(service, params)
-        return f"{action} on {resource}{at} answered {code}: {message}. {fix}"
+        return f"{action} on {resource}{at} answered {code}: {message.rstrip('.')}. {fix}"
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError | ReadTimeoutError):
-        url = getattr(error, "kwargs", {}).get("endpoint_url") or endpoint or "the endpoint"
+        url = (getattr(error, "kwargs", {}).get("endpoint_url") or endpoint or "the endpoint").rstrip("/")
         return f"cannot reach {url} ({call}): {_reason(error)}. {_reach_fix(aws)}"
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return (
