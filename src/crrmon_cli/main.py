@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         "subscriptions, dead letters. Every finding comes with its fix.",
     )
     doctor.add_argument("--bucket", action="append", help="check only this bucket (repeatable)")
+    doctor.add_argument(
+        "--verbose", "-v", action="store_true", help="every finding in full with its fix, not only the fixes"
+    )
 
     status = command(
         "status",
