@@ -159,7 +159,7 @@ def explain(error: Exception, aws: Aws | None = None) -> str | None:
     """One line for an AWS answer or a connection failure: the endpoint, the call, and what to do.
     None for errors that are not AWS's or the network's. `aws` (the run's clients) knows the call."""
     service, operation, endpoint = aws.current if aws else ("", "", "")
-    call = action_of(service, operation) if operation else "the first call"
+    call = action_of(service, operation) if service else "the first call"
     if isinstance(error, ClientError):
         denied = aws.denied(error) if aws else None
         if denied is not None:
@@ -173,7 +173,8 @@ def explain(error: Exception, aws: Aws | None = None) -> str | None:
         else:
             fix = FIXES.get(code, "See AWS's message; --debug shows the full error")
         at = f" ({endpoint.rstrip('/')})" if endpoint else ""
-        action, resource = action_of(service, operation), resource_of(service, params)
+        action = action_of(service, operation) if service else operation
+        resource = resource_of(service, params)
         return f"{action} on {resource}{at} answered {code}: {message.rstrip('.')}. {fix}"
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError | ReadTimeoutError):
         url = (getattr(error, "kwargs", {}).get("endpoint_url") or endpoint or "the endpoint").rstrip("/")
