@@ -4,6 +4,7 @@ AccessDenied as "which action on which resource", the rest as "which endpoint, w
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -177,7 +178,9 @@ def explain(error: Exception, aws: Aws | None = None) -> str | None:
         resource = resource_of(service, params)
         return f"{action} on {resource}{at} answered {code}: {message.rstrip('.')}. {fix}"
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError | ReadTimeoutError):
-        url = (getattr(error, "kwargs", {}).get("endpoint_url") or endpoint or "the endpoint").rstrip("/")
+        url = getattr(error, "kwargs", {}).get("endpoint_url") or endpoint or "the endpoint"
+        parts = urlsplit(url)
+        url = f"{parts.scheme}://{parts.netloc}" if parts.netloc else url  # the endpoint, not the request's path
         return f"cannot reach {url} ({call}): {_reason(error)}. {_reach_fix(aws)}"
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return (

@@ -151,7 +151,7 @@ def test_a_demo_that_has_ended_fails_fast_in_one_line(command, dead_stack_file, 
     assert code == 2 and elapsed < 2, (code, elapsed, err)
     [line] = err.splitlines()
     endpoint = json.loads(dead_stack_file.read_text())["endpoint_url"]
-    assert line.startswith(f"crrmon {command}: cannot reach {endpoint}") and "connection refused" in line
+    assert line.startswith(f"crrmon {command}: cannot reach {endpoint} (") and "connection refused" in line
     assert "make demo ARGS=--serve" in line
 
 
