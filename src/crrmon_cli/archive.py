@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import Progress, duration
@@ -210,6 +211,8 @@ def failed_source(ctx: Context, args, since_s: float, now_s: float) -> str:
 
 def failed_rows(ctx: Context, args, *, limit: int | None, token: str | None) -> tuple[list[dict], str | None]:
     """One page of FAILED verdicts (limit None: all of them) and the token of the next page."""
+    if args.pair:
+        watched.check_pair(ctx, args.pair)  # a mistyped pair must not read as "no FAILED verdicts"
     now_s = ctx.now()
     state = decode_token(token)
     window = args.since or f"{ctx.target.retention_seconds}s"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import textwrap
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,8 +24,9 @@ from botocore.exceptions import ClientError
 from crrmon.reconcile import SETTLE_S, STALE_MARGIN_S
 from crrmon.store import RECONCILE_PK
 from crrmon.topology import bucket_region
+from crrmon_cli import watched
 from crrmon_cli.context import Context
-from crrmon_cli.output import duration
+from crrmon_cli.output import TABLE_WIDTH, duration
 
 REPLICATION_EVENTS = [
     "s3:Replication:OperationFailedReplication",
@@ -281,12 +283,14 @@ class Doctor:
         policy = json.loads(self.ctx.aws.client("kms").get_key_policy(KeyId=key, PolicyName="default")["Policy"])
         for service in ("events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com"):
             if allows(policy, service):
-                self.add("OK", "kms", f"EventsQueue key / {service}", "key policy lets it encrypt messages")
+                self.add(
+                    "OK", "kms", f"EventsQueue key / {service.split('.')[0]}", "key policy lets it encrypt messages"
+                )
             else:
                 self.add(
                     "ERROR",
                     "kms",
-                    f"EventsQueue key / {service}",
+                    f"EventsQueue key / {service.split('.')[0]}",
                     "the key policy does not allow kms:GenerateDataKey* and kms:Decrypt: its messages are dropped",
                     f'add {{"Effect": "Allow", "Principal": {{"Service": "{service}"}}, "Action": '
                     '["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"} to the key policy of ' + key,
@@ -307,12 +311,12 @@ class Doctor:
         elif key:
             policy = json.loads(self.ctx.aws.client("kms").get_key_policy(KeyId=key, PolicyName="default")["Policy"])
             if allows(policy, "cloudwatch.amazonaws.com"):
-                self.add("OK", "kms", "AlertTopic key / cloudwatch.amazonaws.com", "alarms can publish")
+                self.add("OK", "kms", "AlertTopic key / cloudwatch", "alarms can publish")
             else:
                 self.add(
                     "ERROR",
                     "kms",
-                    "AlertTopic key / cloudwatch.amazonaws.com",
+                    "AlertTopic key / cloudwatch",
                     "the key policy does not let CloudWatch use it: alarm notifications are dropped",
                     "allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* in the key policy",
                 )
@@ -441,6 +445,35 @@ def grants_decrypt(policy: dict, role_arn: str) -> bool:
     return False
 
 
+COMMANDS = ("aws ", "sam ")  # fixes that are commands stay on one line, to be copied whole
+
+
+def _wrapped(text: str, indent: str) -> list[str]:
+    if text.startswith(COMMANDS):
+        return [indent + text]
+    following = " " * len(indent)
+    return textwrap.wrap(
+        text, TABLE_WIDTH, initial_indent=indent, subsequent_indent=following, break_on_hyphens=False
+    ) or [indent]
+
+
+def details(findings: list[Finding], *, verbose: bool) -> list[str]:
+    """Under the table (which cuts long findings to fit 120 columns): each finding's fix by its number, or
+    with `verbose` every finding in full with its fix."""
+    lines: list[str] = []
+    for n, f in enumerate(findings, 1):
+        number = f"{n:<3d}"
+        if verbose:
+            lines += _wrapped(f"{f.severity} {f.check} {f.resource}: {f.finding}", number)
+            lines += _wrapped(f.fix, "   fix: ") if f.fix else []
+        elif f.fix:
+            lines += _wrapped(f.fix, number)
+    if not lines:
+        return []
+    title = "Every finding in full, with its fix:" if verbose else "Fixes, by finding (--verbose: findings in full):"
+    return ["", title, *lines]
+
+
 def doctor(ctx: Context, args) -> int:
     d = Doctor(ctx)
     target = ctx.target
@@ -465,6 +498,9 @@ def doctor(ctx: Context, args) -> int:
         monitor["bus_arn"] = bus or ""
     sources = target.source_buckets
     destinations = [b for b in target.destination_buckets if b not in sources]
+    for name in args.bucket or ():
+        if name not in sources + destinations:  # a mistyped name must not read as "nothing wrong"
+            raise watched.not_watched("bucket", name, sorted(sources + destinations))
     if not sources:
         d.add("ERROR", "stack", target.stack_name or "stack", "no watched source buckets", "set SourceBuckets")
     for bucket in sources + destinations:
@@ -481,20 +517,22 @@ def doctor(ctx: Context, args) -> int:
             d.guarded("reconcile", "ReplicationTable", d.reconciliation, sources)
     findings = sorted(d.findings, key=lambda f: SEVERITY_ORDER[f.severity])
     rows = [asdict(f) for f in findings]
-    notes = []
+    notes = details(findings, verbose=args.verbose)
     for bucket, configuration in sorted(d.merged.items()):
         notes.append(
             f"\nMerged notification configuration for s3://{bucket}. PutBucketNotificationConfiguration replaces the "
-            "whole configuration: apply this one, which keeps the existing entries:\n"
+            "whole configuration:\napply this one, which keeps the existing entries:\n"
             f"aws s3api put-bucket-notification-configuration --region {d.regions.get(bucket, ctx.aws.region)} "
             f"--bucket {bucket} --notification-configuration "
             f"'{json.dumps(configuration, separators=(',', ':'))}'"
         )
+    numbered = [{"#": n, **row} for n, row in enumerate(rows, 1)]
     ctx.printer.result(
-        rows,
-        ("severity", "check", "resource", "finding", "fix"),
+        numbered if ctx.printer.fmt == "table" else rows,
+        ("#", "severity", "check", "resource", "finding"),
         extra={"merged_notification_configurations": d.merged or None},
         notes=notes,
+        fit="finding",
     )
     if d.denied:
         return 2

@@ -1,7 +1,8 @@
 """Entry point of the `crrmon` command: the operator's questions and fixes, one subcommand each.
 
 Exit codes: 0 all well, 1 findings (overdue, failed, differences, set-up problems), 2 usage errors,
-missing stacks and missing permissions.
+missing stacks, names the monitor does not watch, missing permissions, and AWS or connection failures
+(one line each, naming the endpoint, the call and the fix; --debug adds the traceback).
 """
 
 from __future__ import annotations
@@ -13,18 +14,41 @@ import io
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 import boto3
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from crrmon_cli.aws import Aws
+from crrmon_cli.aws import Aws, explain
 from crrmon_cli.context import Context
 from crrmon_cli.errors import PermissionDenied, UsageError
 from crrmon_cli.output import Printer
 from crrmon_cli.target import from_local_file, resolve
 
-EPILOG = "Exit codes: 0 all well, 1 findings or differences, 2 usage, stack or permission errors."
+EPILOG = (
+    "Exit codes: 0 all well, 1 findings or differences, 2 usage errors, unknown stacks or names, permission, "
+    "AWS or connection errors."
+)
+# Flags that name the monitor (or its resources): without one, a command would talk to nothing.
+NAMING = (
+    "stack",
+    "local",
+    "table",
+    "events_queue",
+    "events_dlq",
+    "timer_queue",
+    "timer_dlq",
+    "archive_bucket",
+    "athena_database",
+    "athena_table",
+    "source_buckets",
+)
+NO_MONITOR = (
+    "no monitor named: give --stack NAME (a deployed stack; --region if not the profile's) or "
+    "--local demo-output/stack.json (the local demo, while `make demo ARGS=--serve` runs)"
+)
 
 # command -> (module, function)
 COMMANDS = {
@@ -61,7 +85,16 @@ def _common() -> argparse.ArgumentParser:
     where.add_argument("--rpo", type=int, metavar="SECONDS", help="RPO the monitor uses (the RpoSeconds parameter)")
     show = common.add_argument_group("output")
     show.add_argument("--output", "-o", choices=("table", "json"), default="table", help="table (default) or json")
+    show.add_argument("--debug", action="store_true", help="on an AWS or connection error, print the traceback too")
     return common
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml's), as pip recorded it."""
+    try:
+        return metadata.version("crr-monitor")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
 
 
 def _paging(parser: argparse.ArgumentParser, default_limit: int = 50) -> None:
@@ -83,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile buckets, retry replication and re-drive dead letters.",
         epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"crrmon {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_: str, description: str) -> argparse.ArgumentParser:
@@ -96,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         "subscriptions, dead letters. Every finding comes with its fix.",
     )
     doctor.add_argument("--bucket", action="append", help="check only this bucket (repeatable)")
+    doctor.add_argument(
+        "--verbose", "-v", action="store_true", help="every finding in full with its fix, not only the fixes"
+    )
 
     status = command(
         "status",
@@ -252,6 +289,8 @@ def main(
     try:
         if args.local and args.stack:
             raise UsageError("give --stack or --local, not both")
+        if not any(getattr(args, name, None) for name in NAMING):
+            raise UsageError(NO_MONITOR)
         session = session or _session(args)
         region, endpoint = args.region, args.endpoint_url
         if args.local:
@@ -260,7 +299,7 @@ def main(
         region = region or session.region_name or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
             raise UsageError("no region: give --region or set AWS_DEFAULT_REGION")
-        aws = Aws(session, region=region, endpoint_url=endpoint)
+        aws = Aws(session, region=region, endpoint_url=endpoint, local=bool(args.local))
         target = resolve(args, aws)
         module, function = COMMANDS[args.command]
         run = getattr(importlib.import_module(module), function)
@@ -271,14 +310,14 @@ def main(
     except PermissionDenied as error:
         print(f"crrmon {args.command}: {error}", file=sys.stderr)
         return 2
-    except ClientError as error:
-        denied = aws.denied(error) if aws else None
-        if denied is None:
-            raise
-        print(f"crrmon {args.command}: {denied}", file=sys.stderr)
+    except NoRegionError:
+        print(f"crrmon {args.command}: no region: give --region or set AWS_DEFAULT_REGION", file=sys.stderr)
         return 2
-    except (NoCredentialsError, NoRegionError) as error:
-        print(f"crrmon {args.command}: {error}", file=sys.stderr)
+    except (ClientError, BotoCoreError) as error:
+        # One line naming the endpoint, the call and the fix; the traceback only on request.
+        if args.debug:
+            traceback.print_exc()
+        print(f"crrmon {args.command}: {explain(error, aws)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

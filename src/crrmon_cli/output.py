@@ -41,10 +41,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
-    """Rows as an aligned text table; column headers are the keys, upper-cased."""
+TABLE_WIDTH = 120  # a table that must fit a terminal cuts its `fit` column to this width
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 3)].rstrip() + "..."
+
+
+def table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    out: TextIO,
+    *,
+    fit: str | None = None,
+    width: int = TABLE_WIDTH,
+) -> None:
+    """Rows as an aligned text table; column headers are the keys, upper-cased. With `fit`, that column's
+    cells are cut (ending in "...") so that every line fits `width` characters."""
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    if fit is not None:
+        i = list(columns).index(fit)
+        room = width - sum(w for j, w in enumerate(widths) if j != i) - 2 * (len(columns) - 1)
+        widths[i] = min(widths[i], max(len(fit), room))
+        for r in cells:
+            r[i] = _cut(r[i], widths[i])
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     out.write("\n".join(lines) + "\n")
@@ -66,6 +87,7 @@ class Printer:
         empty: str = "nothing found",
         extra: dict[str, Any] | None = None,
         notes: Iterable[str] = (),
+        fit: str | None = None,
     ) -> None:
         extra = {k: v for k, v in (extra or {}).items() if v is not None}
         if self.fmt == "json":
@@ -73,7 +95,7 @@ class Printer:
             self.out.write("\n")
             return
         if rows:
-            table(rows, columns, self.out)
+            table(rows, columns, self.out, fit=fit)
         else:
             self.out.write(empty + "\n")
         for note in notes:

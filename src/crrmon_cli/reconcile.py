@@ -23,6 +23,7 @@ from urllib.parse import unquote_plus
 
 from crrmon.reconcile import Version, object_event, send_events, untracked, versions_of_page
 from crrmon.topology import load_topology
+from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import Progress, duration
@@ -108,6 +109,7 @@ def compare(source: Version, replica: Version | None, *, size_only: bool, age_s:
 
 def reconcile(ctx: Context, args) -> int:
     bucket, url_prefix = s3_url(args.url)
+    watched.check_source(ctx, bucket)
     prefix = args.prefix if args.prefix is not None else url_prefix
     now_s = ctx.now()
     since_s = since(args.since, now_s) if args.since else None

@@ -7,11 +7,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crrmon.store import FAILED_INDEX, from_image, make_pk, pair_name, split_pk
+from crrmon.store import FAILED_INDEX, from_image, make_pk, split_pk
+from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
 from crrmon_cli.output import duration, iso
-from crrmon_cli.values import decode_token, encode_token, pair, s3_url, seconds
+from crrmon_cli.values import decode_token, encode_token, s3_url, seconds
 
 PROBLEMS = {"OVERDUE", "FAILED", "MISMATCH"}
 
@@ -73,6 +74,7 @@ def status_row(item: dict[str, Any], now_s: float) -> dict[str, Any]:
 
 def status(ctx: Context, args) -> int:
     bucket, key = s3_url(args.url, key_required=True)
+    watched.check_bucket(ctx, bucket)
     version_id = args.version_id or latest_version(ctx, bucket, key)
     items = ctx.store().items_of(make_pk(version_id, key))
     rows = [status_row(item, ctx.now()) for item in sorted(items, key=lambda i: i["dest"])]
@@ -95,9 +97,10 @@ OVERDUE_COLUMNS = ("pair", "key", "version_id", "first_seen", "overdue_for", "wa
 
 
 def _pairs(ctx: Context, args) -> list[str]:
+    """The pairs to ask about: `--pair` when a watched bucket's rule creates it, else every watched pair."""
     if args.pair:
-        return [pair_name(*pair(args.pair))]
-    pairs = [pair_name(s, d) for s, d in ctx.topology().pairs()]
+        return [watched.check_pair(ctx, args.pair)]
+    pairs = watched.pairs(ctx)
     if not pairs:
         raise UsageError("no replication pairs: the stack watches no bucket with rules (give --pair SRC>DST)")
     return pairs

@@ -180,3 +180,24 @@ def test_doctor_warns_that_the_aws_managed_key_cannot_serve_checksum_mode(world,
     _, answer = cli.json("doctor", "--bucket", SRC)
     (finding,) = _findings(answer, "encryption", SRC)
     assert finding["severity"] == "WARN" and "aws/s3" in finding["finding"]
+
+
+def test_doctor_table_fits_120_columns_and_gives_details_on_demand(world, cli):
+    assert cli("doctor") == 1
+    table, _, rest = cli.out.partition("\n\n")
+    header, *rows = table.splitlines()
+    assert header.split() == ["#", "SEVERITY", "CHECK", "RESOURCE", "FINDING"]
+    assert rows and all(len(line) <= 120 for line in [header, *rows])
+    assert any(line.endswith("...") for line in rows)  # the metrics finding is longer than its room
+    # each fix under its finding's number; prose wrapped to 120 columns, commands whole to be copied
+    fixes = rest.split("\n\nMerged notification configuration")[0].splitlines()
+    assert fixes[0].startswith("Fixes, by finding")
+    metrics = next(line for line in rows if " metrics " in line)
+    number = metrics.split()[0]
+    assert any(line.startswith(f"{number:<3}set Destination.Metrics") for line in fixes)
+    assert all(len(line) <= 120 for line in fixes if not line[3:].startswith(("aws ", "sam ")))
+
+    assert cli("doctor", "--verbose") == 1
+    full = "replication metrics off: S3 sends no OperationFailedReplication events for this rule; failures"
+    assert full in cli.out.replace("\n   ", " ")  # the whole finding, wrapped
+    assert "   fix: set Destination.Metrics" in cli.out

@@ -143,7 +143,10 @@ def test_reconcile_reads_s3_inventory_reports(world, cli):
 
 
 def test_reconcile_usage_and_permission_errors(world, cli):
-    assert cli("reconcile", f"s3://{DST}") == 2 and "no replication rules" in cli.err
+    # a bucket the monitor does not watch as a source is named as such, with what it does watch
+    assert cli("reconcile", f"s3://{DST}") == 2 and f"source bucket '{DST}' is not watched" in cli.err
+    assert f"Watched source buckets: bidi-a-use1, bidi-b-usw2, {SRC}, tagged-src-use1" in cli.err
+    assert cli("reconcile", f"s3://{DST}", "--source-buckets", DST) == 2 and "no replication rules" in cli.err
     assert cli("reconcile", f"s3://{SRC}", "--destination", "nope") == 2 and "not a destination" in cli.err
     deny(world.session, "before-call.s3.ListObjectVersions")
     assert cli("reconcile", f"s3://{SRC}") == 2

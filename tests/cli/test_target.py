@@ -70,9 +70,13 @@ def test_missing_stack_is_a_usage_error(world, cli):
 
 def test_flags_alone_and_what_is_missing(world, cli):
     overdue_item("via/flags", "v1", first_seen_ms=int(world.clock() * 1000) - 600_000)
-    code = cli("overdue", "--table", world.stack.table_name, "--pair", f"{SRC}>{DST}", "--region", REGION, local=False)
+    table, pair = world.stack.table_name, f"{SRC}>{DST}"
+    code = cli("overdue", "--table", table, "--source-buckets", SRC, "--pair", pair, "--region", REGION, local=False)
     assert code == 1 and "via/flags" in cli.out
-    assert cli("overdue", "--pair", f"{SRC}>{DST}", "--region", REGION, local=False) == 2
+    # a pair is checked against the watched buckets' rules: with none known, it cannot be
+    assert cli("overdue", "--table", table, "--pair", pair, "--region", REGION, local=False) == 2
+    assert "watched buckets are unknown" in cli.err and "--source-buckets" in cli.err
+    assert cli("overdue", "--source-buckets", SRC, "--pair", pair, "--region", REGION, local=False) == 2
     assert "needs the table name" in cli.err and "--table" in cli.err
 
 
