@@ -344,7 +344,7 @@ def stats(ctx: Context, args) -> int:
         STATS_COLUMNS,
         empty=f"no verdicts archived since {args.since} ago",
         extra={"since": _iso(since_s)},
-        notes=["latency: first sighting of the source version to its replica; late: COMPLETED after the RPO"]
+        notes=["latency: S3's time of the source version to its replica's; late: COMPLETED after the RPO"]
         if rows
         else [],
     )
