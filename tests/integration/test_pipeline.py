@@ -117,6 +117,20 @@ def test_replica_never_arrives_overdue_then_failed(world):
     assert statuses == sorted([("FAILED", DST), ("FAILED", DST2), ("OVERDUE", DST), ("OVERDUE", DST2)])
 
 
+def test_watching_goes_on_until_the_give_up_age_and_stops_there(world):
+    key = "never/boundary"
+    obj = world.put(SRC, key)
+    emulator.set_replication_status(SRC, key, obj["version_id"], "PENDING")
+    world.send(world.created_event(SRC, key, obj))
+    world.run()
+    first_seen_s = world.item(key, obj["version_id"], DST)["first_seen"] / 1000
+    while world.clock() < first_seen_s + GIVE_UP - 2:  # every re-check until just before the give-up age
+        world.advance(min(RPO, first_seen_s + GIVE_UP - 2 - world.clock()))
+    assert world.item(key, obj["version_id"], DST)["status"] == "OVERDUE"
+    world.advance(3)  # past the give-up age: the re-check armed for it comes
+    assert world.item(key, obj["version_id"], DST)["status"] == "FAILED"
+
+
 def test_s3_failure_event_fails_with_its_reason(world):
     key = "fail/denied"
     obj = world.put(SRC, key)

@@ -114,3 +114,39 @@ def test_deadline_adds_transfer_time_for_large_objects():
     # 5 GB at 50 MB/s is 100 s more
     assert deadline_s(1_000_000, 5_000_000_000, rpo_seconds=900, throughput_mbps=50) == 2000
     assert deadline_s(1_000_500, None, rpo_seconds=2, throughput_mbps=50) == 1003
+
+
+ENCRYPTIONS = ("none", "AES256", "aws:kms", "aws:kms:dsse", "SSE-C")
+MD5 = ("none", "AES256")  # the ETag of a single-part object stays the MD5 of its data
+
+
+@pytest.mark.parametrize("parts", [None, 3], ids=["single-part", "multipart"])
+@pytest.mark.parametrize("source_encryption", ENCRYPTIONS)
+@pytest.mark.parametrize("replica_encryption", ENCRYPTIONS)
+def test_etags_are_compared_only_where_both_sides_keep_an_md5(source_encryption, replica_encryption, parts):
+    suffix = f"-{parts}" if parts else ""
+    evidence = item(
+        SOURCE,
+        REPLICA,
+        s_etag=f"{'a' * 32}{suffix}",
+        r_etag=f"{'b' * 32}{suffix}",
+        s_enc=source_encryption,
+        r_enc=replica_encryption,
+        headed=True,
+    )
+    verdict = decide(evidence, verify_mode="etag")
+    if source_encryption in MD5 and replica_encryption in MD5:
+        assert verdict.status is Status.MISMATCH and "ETag differs" in verdict.reason
+    else:  # another key, or no MD5 at all: ETags differ by design, the sizes decide
+        assert (verdict.status, verdict.verified_by) == (Status.COMPLETED, "size")
+
+
+def test_etags_of_other_part_counts_are_not_compared():
+    evidence = item(SOURCE, REPLICA, s_etag="a" * 32 + "-3", r_etag="b" * 32 + "-4", s_enc="none", r_enc="none")
+    assert decide(evidence, verify_mode="etag").verified_by == "size"
+
+
+def test_a_replica_at_its_deadline_is_on_time_and_a_millisecond_later_is_late():
+    on_time = decide(item(SOURCE, REPLICA, r_time=1_900_000), verify_mode="etag")
+    late = decide(item(SOURCE, REPLICA, r_time=1_900_001), verify_mode="etag")
+    assert (on_time.missed_rpo, late.missed_rpo) == (False, True)
