@@ -262,6 +262,17 @@ def tour(world) -> None:
     a = world.put(BIDI_A, bidi)
     emulator.set_replication_status(BIDI_A, bidi, a["version_id"], "PENDING")
     world.send(world.created_event(BIDI_A, bidi, a))
+    first = "tour/replica-first"  # the replica's event before the source's: the matcher writes the verdict
+    first_obj = world.put(SRC, first)
+    for dest in (DST, DST2):
+        world.replicate(SRC, first, first_obj, dest)
+        world.send(world.created_event(dest, first, first_obj))
+    world.run()
+    world.send(world.created_event(SRC, first, first_obj))
+    unjudged = "tour/unjudged"  # still replicating at its deadline (OVERDUE), then removed by TTL
+    unjudged_obj = world.put(SRC, unjudged)
+    emulator.set_replication_status(SRC, unjudged, unjudged_obj["version_id"], "PENDING")
+    world.send(world.created_event(SRC, unjudged, unjudged_obj))
     late = "tour/late"
     late_obj = world.put(SRC, late)
     emulator.set_replication_status(SRC, late, late_obj["version_id"], "PENDING")
@@ -276,7 +287,7 @@ def tour(world) -> None:
     world.advance(RPO + 1)
     world.schedule()
     # TTL removes an item that never got a verdict: the sweeper publishes it as EXPIRED.
-    item = world.item(late, late_obj["version_id"], DST)
+    item = world.item(unjudged, unjudged_obj["version_id"], DST)
     world.ddb.delete_item(TableName=world.stack.table_name, Key={"pk": {"S": item["pk"]}, "dest": {"S": DST}})
     world.mappings.stream.ttl_removed.add((item["pk"], DST))
     world.run()
@@ -292,7 +303,7 @@ def tour(world) -> None:
 def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
     tour(world)
     statuses = {(line["key"], line["destination_bucket"], line["status"]) for line in world.archive()}
-    assert ("tour/late", DST, "EXPIRED") in statuses and ("tour/late", DST2, "FAILED") in statuses  # paths taken
+    assert ("tour/unjudged", DST, "EXPIRED") in statuses and ("tour/late", DST2, "FAILED") in statuses  # paths taken
     assert ("tour/other-account", XDST, "COMPLETED") in statuses
     by_function: dict[str, set[tuple[str, frozenset[str]]]] = {}
     for function, action, kinds in recorded:

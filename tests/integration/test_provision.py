@@ -209,7 +209,9 @@ def test_environment_is_the_template_globals_resolved(session):
     loaded = config.Config.from_env(env)
     assert loaded.source_buckets == ("src-one", "src-two")
     assert loaded.rpo_seconds == 120
-    assert loaded.allowed_accounts == ()  # no list: every account's events are accepted
+    # No list: the stack's own account only (an event naming another account is refused).
+    assert loaded.allowed_accounts == (loaded.account_id,) and len(loaded.account_id) == 12
+    assert loaded.accepts_account(loaded.account_id) and not loaded.accepts_account("999988887777")
 
 
 def test_allowed_accounts_always_include_the_stacks_own_account(session):
