@@ -133,19 +133,24 @@ def test_sse_c_object_never_replicated_is_overdue_not_source_deleted(world):
         assert item["status"] == "OVERDUE"
 
 
-def test_checksum_mode_refused_by_kms_falls_back_to_a_plain_head(aws, clock, monkeypatch, capsys):
-    world = build_world(aws, clock, monkeypatch, VerifyMode="checksum")
-    key = "kms/checksum-mode.bin"
+def sse_kms_replicated(world, key: str) -> None:
+    """An SSE-KMS version replicated to both destinations under the destination's key (other ETags), every
+    event delivered: in checksum mode the sweeper HEADs both sides of each."""
     obj = world.put(SRC, key, ServerSideEncryption="aws:kms")
     world.send(world.created_event(SRC, key, obj))
     world.run()
     for dest in (DST, DST2):
         replica = world.replicate(SRC, key, obj, dest, encryption="aws:kms", etag="0" * 32)
         world.send(world.created_event(dest, key, replica))
-    capsys.readouterr()
-    world.run()  # checksum mode: the sweeper HEADs both sides; S3 refuses checksum mode without kms:Decrypt
 
-    lines = statuses(world, key)
+
+def test_checksum_mode_refused_by_kms_falls_back_to_a_plain_head(aws, clock, monkeypatch, capsys):
+    world = build_world(aws, clock, monkeypatch, VerifyMode="checksum")
+    sse_kms_replicated(world, "kms/checksum-mode.bin")
+    capsys.readouterr()
+    world.run()  # S3 refuses checksum mode without kms:Decrypt on the key
+
+    lines = statuses(world, "kms/checksum-mode.bin")
     assert {(line["status"], line["verified_by"]) for line in lines.values()} == {("COMPLETED", "size")}
     assert metric_total(capsys, "ChecksumModeRefused") == 4  # two HEADs per destination
 
@@ -153,15 +158,9 @@ def test_checksum_mode_refused_by_kms_falls_back_to_a_plain_head(aws, clock, mon
 def test_checksum_mode_with_a_usable_kms_key_compares_checksums(aws, clock, monkeypatch):
     world = build_world(aws, clock, monkeypatch, VerifyMode="checksum")
     emulator.grant_kms("aws/s3", ACCOUNT)  # the key policy lets the monitor's roles decrypt
-    key = "kms/checksum-granted.bin"
-    obj = world.put(SRC, key, ServerSideEncryption="aws:kms")
-    world.send(world.created_event(SRC, key, obj))
+    sse_kms_replicated(world, "kms/checksum-granted.bin")
     world.run()
-    for dest in (DST, DST2):
-        replica = world.replicate(SRC, key, obj, dest, encryption="aws:kms", etag="0" * 32)
-        world.send(world.created_event(dest, key, replica))
-    world.run()
-    lines = statuses(world, key)
+    lines = statuses(world, "kms/checksum-granted.bin")
     assert {(line["status"], line["verified_by"]) for line in lines.values()} == {("COMPLETED", "checksum")}
 
 
