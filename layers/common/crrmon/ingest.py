@@ -160,7 +160,8 @@ class Ingest:
         another account: its owner's subscription of this queue waits for a confirmation). A topic of any
         other account is refused and parked. None: a transient failure, the record is retried."""
         _, _, _, region, account, _ = request.topic_arn.split(":", 5)
-        if account not in self.config.allowed_accounts:
+        if account not in self.config.allowed_accounts or account == self.config.account_id:
+            # (this account's own subscriptions confirm themselves: a request naming it is not SNS's)
             return Rejected("subscription-not-allowed", account)
         if self.sns is None:
             return Rejected("subscription-not-allowed", "no SNS client")
@@ -352,9 +353,9 @@ class Ingest:
         Only a replica answers HEAD with `x-amz-replication-status: REPLICA` (with replica modification
         sync a replica may report PENDING, COMPLETED or FAILED instead, as a source does). Where HEAD cannot
         say — such a status, a delete marker (405, no status), an SSE-C object (400), a refusal (403) — the
-        version is recorded
-        as a source, marked undecided (`two_way`); at the deadline the sweeper pairs it with the same
-        version seen in the other bucket, and the earlier of the two is the original (crrmon.sweep).
+        version is recorded as a source, marked undecided (`two_way`); at the deadline the sweeper pairs it
+        with the same version seen in the other bucket, and the earlier of the two is the original
+        (crrmon.sweep).
         None: the version is gone.
         """
         if event.change is ObjectChange.DELETE_MARKER:
@@ -396,7 +397,9 @@ class Ingest:
             expires_s=int(now_s) + self.config.record_retention_hours * 3600,
         )
 
-    def _source_writes(self, event: ObjectEvent, topology, time_ms: int, two_way: bool = False, crossed=None):
+    def _source_writes(
+        self, event: ObjectEvent, topology, time_ms: int, two_way: bool = False, crossed: bool | None = None
+    ):
         expectations = topology.expectations(
             event.bucket,
             event.key,
