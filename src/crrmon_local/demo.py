@@ -53,6 +53,8 @@ REGIONS = {
 }
 TAG = {"replicate": "yes"}
 FAILURE_REASONS = ("DstPutObjectNotPermitted", "DstKmsKeyNotFound", "SrcGetObjectNotPermitted", "DstBucketNotFound")
+REPLICATION_METRICS = {"Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}}
+FORWARDER = "crrmon-forwarder"
 VERDICTS = ("COMPLETED", "FAILED", "MISMATCH", "SOURCE_DELETED", "NOT_IN_SCOPE", "EXPIRED", "NONE")
 
 
@@ -382,7 +384,11 @@ class Demo:
         for bucket, rules in RULES.items():
             self.s3.put_bucket_replication(
                 Bucket=bucket,
-                ReplicationConfiguration={"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": rules},
+                ReplicationConfiguration={
+                    "Role": f"arn:aws:iam::{ACCOUNT}:role/replication",
+                    # with replication metrics: S3 sends OperationFailedReplication only for rules with them
+                    "Rules": [{**r, "Destination": {**r["Destination"], **REPLICATION_METRICS}} for r in rules],
+                },
             )
         destinations = sorted({d for _, d in self.pairs})
         self.stack = provision(
@@ -406,6 +412,7 @@ class Demo:
         # The backup account's read-only role may list its bucket (as the forwarder stack grants), so
         # a missing version there answers 404, not 403. No KMS key grants the monitor kms:Decrypt.
         emulator.grant_list(XDST, OTHER_ACCOUNT)
+        self.set_up_buckets(other)
         os.environ.update(self.stack.environment)
         stack = dataclasses.asdict(self.stack)
         environment = stack.pop("environment")
@@ -422,6 +429,59 @@ class Demo:
         session.client("sns", region_name=REGION).subscribe(
             TopicArn=self.stack.alert_topic_arn, Protocol="sqs", Endpoint=arn["QueueArn"]
         )
+
+    def set_up_buckets(self, other: dict[str, str]) -> None:
+        """What an operator does next to deploying the stack (docs/operating.md), so that
+        `crrmon doctor --local` finds this set-up whole (the rules already have replication metrics):
+        EventBridge notifications on every watched bucket, replication failure notifications of every source (to the
+        events queue in the monitor's region, to a forwarder's topic elsewhere), and a forwarder rule
+        in each other region. The configurations are merged into what the buckets have.
+
+        S3's events themselves still come from the emulator, in AWS's shapes: moto's own S3
+        notifications (other shapes) are switched off, except the s3:TestEvent that saving a
+        configuration sends, which the monitor ignores as it does on AWS."""
+        from crrmon_local import emulator
+
+        emulator.silence_moto_s3_notifications()
+        session = self.session
+        queue_arn = self.sqs_arn(self.stack.events_queue_url)
+        bus_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{self.stack.event_bus_name}"
+        topics: dict[str, str] = {}
+        for region in sorted({r for r in REGIONS.values() if r != REGION}):
+            # The forwarder stack of this region (forwarder/template.yaml): its rule to the monitor's bus,
+            # and its topic for replication failure events, subscribed by the monitor's events queue.
+            buckets = sorted(b for b, r in REGIONS.items() if r == region and b != XDST)
+            events = session.client("events", region_name=region)
+            pattern = {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created", "Object Deleted"],
+                "detail": {"bucket": {"name": buckets}},
+            }
+            events.put_rule(Name=f"{FORWARDER}-ForwardRule", EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=f"{FORWARDER}-ForwardRule", Targets=[{"Id": "MonitorEventBus", "Arn": bus_arn}])
+            sns = session.client("sns", region_name=region)
+            topics[region] = sns.create_topic(Name=f"{FORWARDER}-ReplicationFailureTopic")["TopicArn"]
+            sns.subscribe(TopicArn=topics[region], Protocol="sqs", Endpoint=queue_arn)
+        for bucket, region in REGIONS.items():
+            s3 = session.client("s3", region_name=region, **(other if bucket == XDST else {}))
+            existing = s3.get_bucket_notification_configuration(Bucket=bucket)
+            wanted = {k: v for k, v in existing.items() if k != "ResponseMetadata"}
+            wanted["EventBridgeConfiguration"] = {}
+            if bucket in RULES:
+                kind, field_, target = (
+                    ("QueueConfigurations", "QueueArn", queue_arn)
+                    if region == REGION
+                    else ("TopicConfigurations", "TopicArn", topics[region])
+                )
+                wanted[kind] = [
+                    *wanted.get(kind, []),
+                    {"Id": "crr-monitor-replication", field_: target, "Events": ["s3:Replication:*"]},
+                ]
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)
+
+    def sqs_arn(self, url: str) -> str:
+        sqs = self.session.client("sqs", region_name=REGION)
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
     def wire(self) -> None:
         from crrmon_local import emulator
