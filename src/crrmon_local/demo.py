@@ -140,8 +140,8 @@ LARGE = {
 }
 # Seconds of one core per object version with the default faults (moto, the handlers and the emulator
 # share one process), and for the set-up and the report: what "about N s" is made of.
-CPU_PER_OBJECT_S = 0.15
-SET_UP_S = 8.0
+CPU_PER_OBJECT_S = 0.2
+SET_UP_S = 10.0
 
 
 def apply_large(args, argv: list[str]) -> None:
@@ -178,8 +178,8 @@ def parser() -> argparse.ArgumentParser:
         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LARGE.items())
         + " (flags given explicitly win)",
     )
-    p.add_argument("--objects", type=int, default=200, help="object versions written by the workload")
-    p.add_argument("--load-seconds", type=float, default=8.0, help="the workload is spread over this many seconds")
+    p.add_argument("--objects", type=int, default=150, help="object versions written by the workload")
+    p.add_argument("--load-seconds", type=float, default=6.0, help="the workload is spread over this many seconds")
     p.add_argument(
         "--max-backlog",
         type=int,
@@ -189,16 +189,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
     p.add_argument("--give-up", type=int, default=40, help="age at which an unresolved object is FAILED (seconds)")
     p.add_argument("--delay", default="lognormal:1.0,0.6", help="replication delay distribution (seconds)")
-    p.add_argument("--failures", type=float, default=0.02, help="share of versions whose replication fails")
+    p.add_argument("--failures", type=float, default=0.03, help="share of versions whose replication fails")
     p.add_argument("--failure-reasons", default=",".join(FAILURE_REASONS), help="reasons S3 reports, drawn evenly")
     p.add_argument(
         "--outage",
-        default=f"{DST2}:2-14",
+        default=f"{DST2}:2-12",
         help="destination outage window BUCKET:START-END (seconds after the workload starts), or 'none'",
     )
     p.add_argument(
         "--backlog",
-        default="0.3:10",
+        default="0.4:9",
         help="SHARE:SECONDS: once SHARE of the versions are written, events due for delivery in the next SECONDS "
         "are held and delivered at the end, their S3 times unchanged; 'none' for no backlog",
     )
@@ -213,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
         help="the stack's VerifyMode (checksum: HEADs in checksum mode, refused for KMS keys the monitor may not use)",
     )
     p.add_argument(
-        "--sse-c", type=float, default=0.02, help="share of versions written with SSE-C (customer-provided keys)"
+        "--sse-c", type=float, default=0.03, help="share of versions written with SSE-C (customer-provided keys)"
     )
     p.add_argument(
         "--sse-c-lost-replica-events",
@@ -223,17 +223,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--multipart", type=float, default=0.03, help="share of versions uploaded in parts")
     p.add_argument("--lifecycle-deletes", type=float, default=0.02, help="lifecycle delete markers, per version")
-    p.add_argument("--user-deletes", type=float, default=0.02, help="DeleteObject delete markers, per version")
+    p.add_argument("--user-deletes", type=float, default=0.03, help="DeleteObject delete markers, per version")
     p.add_argument(
         "--two-way-deletes",
         type=float,
-        default=0.1,
+        default=0.15,
         help="DeleteObject delete markers in the two-way buckets, per version written there",
     )
     p.add_argument(
         "--dest-lifecycle-deletes",
         type=float,
-        default=0.04,
+        default=0.05,
         help=f"lifecycle delete markers a destination's own rule puts on replicas, per version written to {SRC}",
     )
     p.add_argument(
@@ -304,6 +304,12 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
         ("cross-account", args.cross_account),
     ]
     buckets, weights = zip(*SOURCES.items(), strict=True)
+    # Every fault kind asked for happens at least once, however small the run: one version of each, spread
+    # over the workload; the others draw their fault by its share.
+    kinds = [name for name, share in faults if share > 0]
+    if args.sse_c > 0 and args.sse_c_lost_replica_events > 0:
+        kinds.append("sse-c-replica-events-lost")
+    step = max(1, args.objects // (len(kinds) + 1))
     plans = []
     for i in range(args.objects):
         draw, fault = rng.random(), "normal"
@@ -312,10 +318,12 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
                 fault = name
                 break
             draw -= share
+        if i % step == step // 2 and i // step < len(kinds):
+            fault = kinds[i // step]
         bucket = rng.choices(buckets, weights)[0]
         if fault == "out-of-scope":
             bucket = TAGGED
-        elif fault in ("source-deleted", "corrupt", "sse-c") and bucket in (BIDI_A, BIDI_B, TAGGED):
+        elif fault.startswith(("source-deleted", "corrupt", "sse-c")) and bucket in (BIDI_A, BIDI_B, TAGGED):
             # In a bidirectional pair ingest HEADs each version: keep these on one-way rules (and SSE-C
             # on a rule without a tag filter).
             bucket = SRC
@@ -337,7 +345,9 @@ def make_plan(args, rng: random.Random) -> list[Plan]:
         elif fault == "failure":
             plan.fail_reason = rng.choice(reasons)
         elif fault == "sse-c" and rng.random() < args.sse_c_lost_replica_events:
-            plan.fault, plan.lose_replica_events = "sse-c-replica-events-lost", True
+            fault = "sse-c-replica-events-lost"
+        if fault == "sse-c-replica-events-lost":
+            plan.fault, plan.lose_replica_events = fault, True
         plans.append(plan)
     return plans
 
@@ -897,6 +907,7 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
             "latency": {p: percentile(latencies, p) for p in (50, 95, 99)} | {"max": max(latencies, default=None)},
             "latencies": sorted(round(v, 3) for v in latencies),
             "missed_rpo": sum(1 for ln in unique if ln["missed_rpo"]),
+            "late_replicas": sum(1 for ln in unique if ln["missed_rpo"] and ln["status"] in ("COMPLETED", "MISMATCH")),
             "overdue_peak": max((c.get(pair, 0) for _, c in demo.tally.overdue_series), default=0),
             "oldest_overdue_s": round(demo.tally.oldest_overdue.get(pair, 0.0), 1),
             "ever_overdue": len(demo.tally.ever_overdue.get(pair, ())),
@@ -1027,18 +1038,30 @@ def _n(count: int, one: str, many: str) -> str:
 
 
 def overdue_line(p: dict) -> str:
-    """Lateness (a replica landed after its RPO, by S3's times) and OVERDUE (a sweeper's check at the deadline
-    found no replica yet) are different things: a replica can land late yet before any check saw it missing."""
-    late = _n(p["missed_rpo"], "replica", "replicas") + " landed after the RPO"
+    """Lateness (a replica landed after its RPO, by S3's times) and OVERDUE (a check at the deadline found no
+    replica yet) are different things: a replica can land late yet before any check saw it missing."""
+    replicas = p.get("late_replicas", p["missed_rpo"])
+    others = p["missed_rpo"] - replicas
     ever = p.get("ever_overdue", p["overdue_peak"])
-    if not ever:
-        if p["missed_rpo"]:
-            return f"{late} (late, not overdue at a check: each landed before a check found it missing); none OVERDUE"
-        return "no replica landed after the RPO; none OVERDUE"
-    return (
-        f"{late}; {_n(ever, 'item', 'items')} OVERDUE at a check (at most {p['overdue_peak']} at once, "
-        f"the oldest for {p['oldest_overdue_s']} s)"
-    )
+    parts = []
+    if replicas:
+        parts.append(
+            _n(replicas, "replica", "replicas")
+            + " landed after the RPO"
+            + ("" if ever else ": late, not overdue at a check (none was missing when a check came)")
+        )
+    if others > 0:
+        parts.append(_n(others, "verdict", "verdicts") + " past the RPO without a replica")
+    if not parts:
+        parts.append("no replica landed after the RPO")
+    if ever:
+        parts.append(
+            f"{_n(ever, 'item', 'items')} OVERDUE at a check (at most {p['overdue_peak']} at once, "
+            f"the oldest for {p['oldest_overdue_s']} s)"
+        )
+    else:
+        parts.append("none OVERDUE")
+    return "; ".join(parts)
 
 
 def render_text(report: dict) -> str:

@@ -579,7 +579,9 @@ class EventChannel:
             self.counts["lost"] += 1
             return
         when = at + self.rng.uniform(0.05, 0.3)  # EventBridge/SNS delivery: usually well under a second
-        if self.rng.random() < self.reorder:
+        # An event that must not be lost (a two-way delete marker's own) is not overtaken either: heard
+        # after its echo within the same second, the original is not told from the echo by any monitor.
+        if droppable and self.rng.random() < self.reorder:
             when += self.rng.uniform(1.0, 4.0)  # overtaken by what happened after it
             self.counts["reordered"] += 1
         if self.backlog and self.backlog[0] <= when < self.backlog[1]:
@@ -764,6 +766,8 @@ class Replicator:
             self.truth[entry.ident] = entry
             if replicated:
                 at = self._landing_time(dest, now)[0]
+                if echo:  # the echo lands after the original's event is delivered (at most 0.3 s after S3's time)
+                    at = max(at, now + 0.35)
                 self._schedule(at, lambda e=entry, w=echo: self._land_delete_marker(e, echo=w))
         # A two-way marker whose own event is lost leaves only its echo, a delete marker like any other
         # (S3 gives delete markers no replication status): no monitor can tell which came first, so the
@@ -968,7 +972,9 @@ class Replicator:
                 size=size,
                 etag=etag,
             )
-            body = in_sns([record], topic_arn=f"arn:aws:sns:{self.regions[bucket]}:{self.account_id}:s3-events")
+            # the bucket's notification topic is its owner's (a forwarder is deployed per account)
+            owner = owner_of(bucket) or self.account_id
+            body = in_sns([record], topic_arn=f"arn:aws:sns:{self.regions[bucket]}:{owner}:s3-events")
         else:
             body = eventbridge_object_event(
                 bucket=bucket,
