@@ -658,6 +658,13 @@ class Demo:
         # The backlog starts when a share of the workload is written (whatever the pace), lasts its seconds.
         backlog_at, backlog_s = _backlog(args.backlog) if args.backlog != "none" else (None, 0.0)
         waited: Counter = Counter()  # how often a delete waited for its version's replicas
+        shares = {
+            "lifecycle": args.lifecycle_deletes,
+            "user": args.user_deletes,
+            "dest-lifecycle": args.dest_lifecycle_deletes,
+            "two-way": args.two_way_deletes,
+        }
+        missing = [kind for kind, share in shares.items() if share > 0]  # kinds of delete not made yet
         while not self.stop_polling.is_set():
             now = time.time()
             elapsed = now - self.t0
@@ -669,20 +676,30 @@ class Demo:
                     self.channel.backlog, backlog_at = (now, now + backlog_s), None
                 self._write(plan)
                 self.written += 1
+                # Past a quarter of the workload, a version takes a kind of delete that has not happened
+                # yet: every kind asked for happens at least once, however small the run.
+                late_enough = self.written > len(plans) // 4
                 if plan.fault == "normal" and plan.bucket == SRC:
-                    draw = self.rng.random()
+                    draw, kind = self.rng.random(), None
                     if draw < args.lifecycle_deletes:
-                        deletes.append((elapsed + self.rng.uniform(1, 3), "lifecycle", plan.bucket, plan.key))
+                        kind = "lifecycle"
                     elif draw < args.lifecycle_deletes + args.user_deletes:
-                        deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "user", plan.bucket, plan.key))
+                        kind = "user"
                     elif draw < args.lifecycle_deletes + args.user_deletes + args.dest_lifecycle_deletes:
-                        deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "dest-lifecycle", plan.bucket, plan.key))
+                        kind = "dest-lifecycle"
+                    elif late_enough and (here := [k for k in missing if k != "two-way"]):
+                        kind = here[0]
+                    if kind:
+                        wait = self.rng.uniform(1, 3) if kind == "lifecycle" else 5 + self.rng.uniform(0, 2)
+                        deletes.append((elapsed + wait, kind, plan.bucket, plan.key))
+                        missing[:] = [k for k in missing if k != kind]
                 elif (
                     plan.fault == "normal"
                     and plan.bucket in (BIDI_A, BIDI_B)
-                    and self.rng.random() < args.two_way_deletes
+                    and (self.rng.random() < args.two_way_deletes or (late_enough and "two-way" in missing))
                 ):
                     deletes.append((elapsed + 5 + self.rng.uniform(0, 2), "user", plan.bucket, plan.key))
+                    missing[:] = [k for k in missing if k != "two-way"]
             for entry in [d for d in deletes if d[0] <= elapsed]:
                 deletes.remove(entry)
                 _, kind, bucket, key = entry
