@@ -137,6 +137,7 @@ LARGE = {
     "give_up": 90,
     "outage": f"{DST2}:3-30",
     "backlog": "0.3:12",
+    "max_seconds": 1800.0,
 }
 # Seconds of one core per object version with the default faults (moto, the handlers and the emulator
 # share one process), and for the set-up and the report: what "about N s" is made of.
