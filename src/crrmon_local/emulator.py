@@ -81,6 +81,58 @@ def head_refusal(caller: str, bucket: str, key, *, checksum_mode: bool, customer
     return None
 
 
+_silenced = False
+
+
+def silence_moto_s3_notifications() -> None:
+    """Switch off the S3 events moto sends itself (idempotent; process-wide).
+
+    moto's events differ from AWS's (`eTag`, numeric `time`, reason "ObjectCreated", no deletion-type,
+    "Object Tags Added" on every tagged put) and it sends them for writes the emulator makes, so with
+    EventBridge notifications on they would reach the monitor beside the emulator's own, AWS-shaped
+    ones. The s3:TestEvent sent when a notification configuration is saved still goes out, as on AWS."""
+    global _silenced
+    with _silence_lock:
+        if _silenced:
+            return
+        from moto.s3 import notifications
+
+        notifications.send_event = lambda *args, **kwargs: None
+        _answer_eventbridge_configuration()
+        _silenced = True
+
+
+def _answer_eventbridge_configuration() -> None:
+    """moto stores a bucket's EventBridgeConfiguration but leaves it out of GetBucketNotificationConfiguration's
+    answer; S3 answers it (an empty element), and `crrmon doctor` reads it there."""
+    from moto.s3.responses import S3Response
+
+    plain = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self):
+        answer = plain(self)
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or configuration.event_bridge is None:
+            return answer
+        status, headers, body = answer
+        text = body.decode() if isinstance(body, bytes) else body
+        closing = "</NotificationConfiguration>"
+        if closing in text:
+            text = text.replace(closing, "<EventBridgeConfiguration></EventBridgeConfiguration>" + closing)
+        else:  # an otherwise empty configuration
+            text = (
+                '<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><EventBridgeConfiguration></EventBridgeConfiguration>'
+                "</NotificationConfiguration>"
+            )
+        return status, headers, text
+
+    S3Response.get_bucket_notification = get_bucket_notification
+
+
+_silence_lock = threading.Lock()
+
+
 def install() -> None:
     """Teach moto's HEAD/GET answers the `x-amz-replication-status` header, and its HEAD the answers
     real S3 gives (refusals above) (idempotent)."""
@@ -527,7 +579,9 @@ class EventChannel:
             self.counts["lost"] += 1
             return
         when = at + self.rng.uniform(0.05, 0.3)  # EventBridge/SNS delivery: usually well under a second
-        if self.rng.random() < self.reorder:
+        # An event that must not be lost (a two-way delete marker's own) is not overtaken either: heard
+        # after its echo within the same second, the original is not told from the echo by any monitor.
+        if droppable and self.rng.random() < self.reorder:
             when += self.rng.uniform(1.0, 4.0)  # overtaken by what happened after it
             self.counts["reordered"] += 1
         if self.backlog and self.backlog[0] <= when < self.backlog[1]:
@@ -712,6 +766,8 @@ class Replicator:
             self.truth[entry.ident] = entry
             if replicated:
                 at = self._landing_time(dest, now)[0]
+                if echo:  # the echo lands after the original's event is delivered (at most 0.3 s after S3's time)
+                    at = max(at, now + 0.35)
                 self._schedule(at, lambda e=entry, w=echo: self._land_delete_marker(e, echo=w))
         # A two-way marker whose own event is lost leaves only its echo, a delete marker like any other
         # (S3 gives delete markers no replication status): no monitor can tell which came first, so the
@@ -916,7 +972,9 @@ class Replicator:
                 size=size,
                 etag=etag,
             )
-            body = in_sns([record], topic_arn=f"arn:aws:sns:{self.regions[bucket]}:{self.account_id}:s3-events")
+            # the bucket's notification topic is its owner's (a forwarder is deployed per account)
+            owner = owner_of(bucket) or self.account_id
+            body = in_sns([record], topic_arn=f"arn:aws:sns:{self.regions[bucket]}:{owner}:s3-events")
         else:
             body = eventbridge_object_event(
                 bucket=bucket,

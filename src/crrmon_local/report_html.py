@@ -42,11 +42,33 @@ SCRIPT = r"""
     const h = document.createElement("h3"); h.textContent = title; div.appendChild(h);
     container.appendChild(div); return div;
   }
-  function axes(s, x0, y0, w, h, xmax, ymax, xlabel) {
+  // Tick values from 0 to at least `max`: steps of 1, 2 or 5 times a power of ten, about `n` of them.
+  function ticks(max, n) {
+    if (!(max > 0)) return {values: [0, 1], top: 1};
+    const raw = max / n, power = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map(m => m * power).find(v => v >= raw);
+    const top = Math.ceil(max / step - 1e-9) * step, values = [];
+    for (let v = 0; v <= top + step / 2; v += step) values.push(+v.toFixed(6));
+    return {values: values, top: top};
+  }
+  function fmt(v) { return v >= 1000 ? v.toLocaleString("en-US") : String(+v.toFixed(2)); }
+  // Axes with tick labels between 0 and the top of each, and a name under each axis.
+  function axes(s, x0, y0, w, h, xt, yt, xname, yname) {
     el("path", {d: "M" + x0 + " " + (y0 - h) + " V" + y0 + " H" + (x0 + w), stroke: "#888", fill: "none"}, s);
-    el("text", {x: x0 - 4, y: y0 - h + 4, "text-anchor": "end", "font-size": 10}, s, String(ymax));
-    el("text", {x: x0 - 4, y: y0, "text-anchor": "end", "font-size": 10}, s, "0");
-    el("text", {x: x0 + w, y: y0 + 14, "text-anchor": "end", "font-size": 10}, s, xmax + " " + xlabel);
+    for (const v of yt.values) {
+      const y = y0 - v / yt.top * h;
+      el("path", {d: "M" + (x0 - 3) + " " + y + " H" + x0, stroke: "#888"}, s);
+      if (v > 0) el("path", {d: "M" + x0 + " " + y + " H" + (x0 + w), stroke: "#eee"}, s);
+      el("text", {x: x0 - 5, y: y + 3.5, "text-anchor": "end", "font-size": 10, class: "tick y"}, s, fmt(v));
+    }
+    for (const v of xt.values) {
+      const x = x0 + v / xt.top * w;
+      el("path", {d: "M" + x + " " + y0 + " V" + (y0 + 3), stroke: "#888"}, s);
+      el("text", {x: x, y: y0 + 14, "text-anchor": "middle", "font-size": 10, class: "tick x"}, s, fmt(v));
+    }
+    el("text", {x: x0 + w / 2, y: y0 + 28, "text-anchor": "middle", "font-size": 10, fill: "#555"}, s, xname);
+    el("text", {x: 10, y: y0 - h / 2, "text-anchor": "middle", "font-size": 10, fill: "#555",
+                transform: "rotate(-90 10 " + (y0 - h / 2) + ")"}, s, yname);
   }
 
   // 1. latency distribution per pair: a histogram each
@@ -54,14 +76,16 @@ SCRIPT = r"""
   for (const [pair, p] of Object.entries(D.pairs)) {
     const values = p.latencies;
     const c = card(lat, p.source + " \u2192 " + p.destination + " (" + values.length + " with latency)");
-    const W = 330, H = 150, x0 = 34, y0 = 128, w = 286, h = 110;
+    const W = 340, H = 172, x0 = 46, y0 = 132, w = 280, h = 118;
     const s = svg(c, W, H);
-    const top = Math.max(1, Math.ceil(Math.max(0, ...values)));
-    const bins = Math.min(40, Math.max(8, top * 2));
+    const xt = ticks(Math.max(1, ...values), 5);
+    const top = xt.top;
+    const bins = Math.min(40, Math.max(8, Math.round(top * 2)));
     const counts = new Array(bins).fill(0);
     for (const v of values) counts[Math.min(bins - 1, Math.floor(v / top * bins))]++;
-    const cmax = Math.max(1, ...counts);
-    axes(s, x0, y0, w, h, top, cmax, "s");
+    const yt = ticks(Math.max(1, ...counts), 4);
+    const cmax = yt.top;
+    axes(s, x0, y0, w, h, xt, yt, "replica event time \u2212 source event time, s", "versions");
     let d = "";
     counts.forEach((n, i) => {
       const bw = w / bins, bh = n / cmax * h;
@@ -83,11 +107,12 @@ SCRIPT = r"""
   const series = D.overdue_series;
   const pairs = Object.keys(D.pairs);
   const c2 = card(od, "objects OVERDUE at each moment (sampled every 2 s)");
-  const W2 = 700, H2 = 220, x0 = 40, y0 = 190, w2 = 640, h2 = 170;
+  const W2 = 700, H2 = 236, x0 = 50, y0 = 190, w2 = 630, h2 = 170;
   const s2 = svg(c2, W2, H2);
-  const tmax = Math.max(1, ...series.map(r => r[0]));
-  const ymax = Math.max(1, ...series.map(r => Math.max(0, ...Object.values(r[1]))));
-  axes(s2, x0, y0, w2, h2, Math.ceil(tmax), ymax, "s");
+  const xt2 = ticks(Math.max(1, ...series.map(r => r[0])), 8);
+  const yt2 = ticks(Math.max(1, ...series.map(r => Math.max(0, ...Object.values(r[1])))), 4);
+  const tmax = xt2.top, ymax = yt2.top;
+  axes(s2, x0, y0, w2, h2, xt2, yt2, "seconds after the workload started", "OVERDUE");
   const legend = document.createElement("div"); legend.className = "legend";
   pairs.forEach((pair, i) => {
     const pts = series.map(r => (x0 + r[0] / tmax * w2).toFixed(1) + " " +
@@ -105,7 +130,8 @@ SCRIPT = r"""
   // 3. verdicts per pair: stacked bars
   const vc = document.getElementById("verdict-chart");
   const c3 = card(vc, "verdicts per pair");
-  const rowH = 26, W3 = 700, labelW = 260, barW = 420;
+  // the count after each bar needs room: the bars end where the widest count still fits
+  const rowH = 26, W3 = 760, labelW = 300, countW = 60, barW = W3 - labelW - countW;
   const s3 = svg(c3, W3, pairs.length * rowH + 10);
   const most = Math.max(1, ...pairs.map(p => Object.values(D.pairs[p].verdicts).reduce((a, b) => a + b, 0)));
   const used = new Set();
@@ -120,8 +146,8 @@ SCRIPT = r"""
       el("title", {}, r, status + ": " + n);
       x += bw; used.add(status);
     }
-    el("text", {x: x + 4, y: y + 14, "font-size": 10}, s3,
-       String(Object.values(D.pairs[pair].verdicts).reduce((a, b) => a + b, 0)));
+    el("text", {x: x + 4, y: y + 14, "font-size": 10, class: "count"}, s3,
+       fmt(Object.values(D.pairs[pair].verdicts).reduce((a, b) => a + b, 0)));
   });
   const legend3 = document.createElement("div"); legend3.className = "legend";
   for (const status of used) {
@@ -158,6 +184,7 @@ def render_html(report: dict) -> str:
             f"<td class=n>{_seconds(lat['95'] if '95' in lat else lat.get(95))}</td>"
             f"<td class=n>{_seconds(lat['99'] if '99' in lat else lat.get(99))}</td>"
             f"<td class=n>{_seconds(lat['max'])}</td><td class=n>{p['missed_rpo']}</td>"
+            f"<td class=n>{p.get('ever_overdue', '-')}</td>"
             f"<td class=n>{p['overdue_peak']}</td><td class=n>{p['oldest_overdue_s']} s</td>"
             f"<td>{p['alerts']['messages']} ({_e(alerts)})</td><td class=n>{p['archive_lines']}</td></tr>"
         )
@@ -219,8 +246,11 @@ Wall time {report["wall_seconds"]} s (CPU {report["cpu_seconds"]} s), peak memor
 <table><tr><th>fault</th><th>versions &times; destinations</th></tr>
 {faults}</table>
 <h2>Per pair</h2>
-<table><tr><th>pair</th><th>verdicts</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>missed RPO</th>
-<th>overdue peak</th><th>oldest overdue</th><th>alert digests (objects)</th><th>archive lines</th></tr>
+<p class="muted">Late: the replica landed after the RPO, by S3's times. OVERDUE: a check at the deadline
+found no replica yet. A replica can be late and never OVERDUE (it landed before a check found it missing).</p>
+<table><tr><th>pair</th><th>verdicts</th><th>p50</th><th>p95</th><th>p99</th><th>max</th>
+<th>landed after the RPO</th><th>OVERDUE at a check</th><th>most OVERDUE at once</th><th>oldest OVERDUE</th>
+<th>alert digests (objects)</th><th>archive lines</th></tr>
 {"".join(rows)}</table>
 <h2>Latency distribution per pair</h2>
 <p class="muted">Replica event time minus source event time, for COMPLETED verdicts whose both events arrived.</p>

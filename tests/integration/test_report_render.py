@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -110,3 +112,52 @@ def test_report_html_without_script_shows_no_charts(tmp_path):
     page.write_text(text[:start] + text[end:], encoding="utf-8")
     dom = dump_dom(page, tmp_path / "profile")
     assert 'data-charts-rendered="0"' in dom and 'class="bars"' not in dom
+
+
+# Run after the report's own script: every text of every chart must lie inside its SVG (a label cut at the
+# edge is a number misread), and each axis must carry tick labels between 0 and its top.
+MEASURE = """<script>
+(function () {
+  const clipped = [], ticks = [];
+  document.querySelectorAll("svg").forEach((svg, i) => {
+    const box = svg.getBoundingClientRect();
+    svg.querySelectorAll("text").forEach(t => {
+      const b = t.getBoundingClientRect();
+      if (b.left < box.left - 0.5 || b.right > box.right + 0.5 || b.top < box.top - 0.5 ||
+          b.bottom > box.bottom + 0.5) clipped.push(i + ":" + t.textContent);
+    });
+    const x = [...svg.querySelectorAll("text.tick.x")].map(t => t.textContent);
+    const y = [...svg.querySelectorAll("text.tick.y")].map(t => t.textContent);
+    ticks.push(x.join(",") + "|" + y.join(","));
+  });
+  document.body.setAttribute("data-clipped", JSON.stringify(clipped));
+  document.body.setAttribute("data-ticks", JSON.stringify(ticks));
+})();
+</script>"""
+
+
+def test_report_html_charts_show_their_labels_whole_and_axes_with_ticks(tmp_path):
+    data = report()
+    # large counts (a verdict bar of a thousand and more), long pair names, a long run
+    pair = data["pairs"]["demo-src-use1>demo-dst-usw2"]
+    pair["verdicts"] = {"COMPLETED": 1043, "FAILED": 21, "NOT_IN_SCOPE": 30}
+    data["pairs"]["demo-xacct-src-use1>demo-backup-xacct-usw2"] = {
+        **pair,
+        "source": "demo-xacct-src-use1",
+        "destination": "demo-backup-xacct-usw2",
+        "verdicts": {"COMPLETED": 7},
+    }
+    data["overdue_series"] = [(t * 2.0, {p: (t * 37) % 230 for p in data["pairs"]}) for t in range(90)]
+    page = tmp_path / "report.html"
+    page.write_text(render_html(data).replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = dump_dom(page, tmp_path / "profile")
+    clipped = re.search(r'data-clipped="([^"]*)"', dom)
+    assert clipped, dom[:500]
+    assert html.unescape(clipped.group(1)) == "[]"
+    ticks = json.loads(html.unescape(re.search(r'data-ticks="([^"]*)"', dom).group(1)))
+    charts = len(data["pairs"]) + 1  # the histograms and overdue over time have axes
+    for axis in ticks[:charts]:
+        x, y = (part.split(",") for part in axis.split("|"))
+        assert len(x) >= 3 and len(y) >= 3, axis  # 0, the top, and values between
+        assert x[0] == y[0] == "0"
+    assert ">1,094<" in dom  # the verdict count of the pair (1043 + 21 + 30), whole

@@ -1,0 +1,64 @@
+"""The demo's own words: its report's summary lines, its announced duration, and `--large`."""
+
+from __future__ import annotations
+
+from crrmon_local import demo
+from tests.integration.test_report_render import report as html_report
+
+
+def text_report(pair_changes: dict) -> dict:
+    data = html_report()
+    for pair in data["pairs"].values():
+        pair.update(pair_changes)
+    return {
+        **data,
+        "settings": {"rpo": 8, "give_up": 40, "delay": "lognormal:1.0,0.6", "outage": "none", "max_seconds": 600},
+        "events": {**data["events"], "backlogged": 0},
+        "faults": {"normal": 120},
+        "backlogged": 0,
+        "backlog_window_s": None,
+        "missed_rpo_check": {"checked": 100, "late": 1},
+        "timed_out": False,
+    }
+
+
+def test_a_replica_late_but_never_overdue_is_said_so_without_contradiction():
+    late = {"missed_rpo": 1, "late_replicas": 1, "overdue_peak": 0, "ever_overdue": 0, "oldest_overdue_s": 0.0}
+    text = demo.render_text(text_report(late))
+    line = next(x for x in text.splitlines() if x.strip().startswith("overdue:"))
+    assert line.endswith(
+        "1 replica landed after the RPO: late, not overdue at a check (none was missing when a check came); "
+        "none OVERDUE"
+    )
+    assert "at most 0" not in text and "oldest overdue 0.0s" not in text
+
+
+def test_late_and_overdue_items_are_counted_apart():
+    late = {"missed_rpo": 5, "late_replicas": 4, "overdue_peak": 2, "ever_overdue": 3, "oldest_overdue_s": 6.5}
+    line = demo.overdue_line(late)
+    assert line == (
+        "4 replicas landed after the RPO; 1 verdict past the RPO without a replica; "
+        "3 items OVERDUE at a check (at most 2 at once, the oldest for 6.5 s)"
+    )
+    failed_late = {"missed_rpo": 1, "late_replicas": 0, "overdue_peak": 0, "ever_overdue": 0, "oldest_overdue_s": 0}
+    assert demo.overdue_line(failed_late) == "1 verdict past the RPO without a replica; none OVERDUE"
+    on_time = {"missed_rpo": 0, "late_replicas": 0, "overdue_peak": 0, "ever_overdue": 0, "oldest_overdue_s": 0.0}
+    assert demo.overdue_line(on_time) == "no replica landed after the RPO; none OVERDUE"
+
+
+def test_the_default_run_is_announced_at_under_a_minute():
+    args = demo.parser().parse_args([])
+    demo.apply_large(args, [])
+    assert demo.expected_seconds(args) <= 60
+    said = demo.announcement(args)
+    assert f"about {demo.expected_seconds(args):.0f} s" in said and "--large: 2,000 versions" in said
+
+
+def test_large_takes_the_larger_values_unless_a_flag_says_otherwise():
+    argv = ["--large", "--give-up", "60"]
+    args = demo.parser().parse_args(argv)
+    demo.apply_large(args, argv)
+    assert args.objects == 2000 and args.load_seconds == 20.0 and args.outage.endswith(":3-30")
+    assert args.give_up == 60  # given on the command line
+    assert demo.expected_seconds(args) > 120
+    assert "the large run" in demo.announcement(args)
