@@ -406,6 +406,7 @@ class _Builder:
                 "OwnershipControls",
                 "ObjectLockEnabled",
                 "ObjectLockConfiguration",
+                "LoggingConfiguration",
             )
             name = (
                 _scalar(self.r.resolve(props["BucketName"]))
@@ -437,7 +438,19 @@ class _Builder:
             if "OwnershipControls" in p:
                 s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
             if "ObjectLockConfiguration" in p:
-                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=p["ObjectLockConfiguration"])
+                lock = p["ObjectLockConfiguration"]
+                retention = lock.get("Rule", {}).get("DefaultRetention", {})
+                for unit in ("Days", "Years"):  # parameters resolve to strings; the API takes integers
+                    if unit in retention:
+                        retention[unit] = int(retention[unit])
+                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
+            if "LoggingConfiguration" in p:  # server access logs, to a bucket that must already exist
+                logging = p["LoggingConfiguration"]
+                enabled = {
+                    "TargetBucket": logging["DestinationBucketName"],
+                    "TargetPrefix": logging.get("LogFilePrefix", ""),
+                }
+                s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={"LoggingEnabled": enabled})
             self.r.created(logical_id, name, Arn=f"arn:{PARTITION}:s3:::{name}")
 
     # ---- IAM (only as something for Firehose to name)

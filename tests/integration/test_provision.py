@@ -242,3 +242,31 @@ def test_parameters_are_checked(session):
         make(session, NoSuchParameter="x")
     with pytest.raises(ProvisionError, match="not one of"):
         make(session, VerifyMode="md5")
+
+
+@pytest.mark.parametrize(
+    ("choice", "mode"),
+    [("GOVERNANCE", "GOVERNANCE"), ("COMPLIANCE", "COMPLIANCE"), ("true", "GOVERNANCE"), ("false", None)],
+)
+def test_archive_object_lock_takes_the_chosen_mode(session, choice, mode):
+    stack = make(session, ArchiveObjectLock=choice, ArchiveRetentionDays="30")
+    s3 = session.client("s3")
+    if mode is None:
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.get_object_lock_configuration(Bucket=stack.archive_bucket)
+        return
+    lock = s3.get_object_lock_configuration(Bucket=stack.archive_bucket)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    retention = lock["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"], retention.get("Years", 0)) == (mode, 30, 0)  # moto adds Years: 0
+
+
+def test_archive_access_logs_go_to_the_named_bucket_only_when_named(session):
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="access-logs")
+    s3.put_bucket_acl(Bucket="access-logs", ACL="log-delivery-write")
+    stack = make(session, ArchiveAccessLogBucket="access-logs")
+    logging = s3.get_bucket_logging(Bucket=stack.archive_bucket)["LoggingEnabled"]
+    assert logging == {"TargetBucket": "access-logs", "TargetPrefix": "prov-test/archive/"}
+    other = provision(TEMPLATE, session=session, stack_name="prov-off", parameters=PARAMETERS, region=REGION)
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=other.archive_bucket)

@@ -338,6 +338,87 @@ def test_alert_topic_key_admits_cloudwatch_alarms():
     assert '"cloudwatch.amazonaws.com"' in services  # alias/aws/sns would drop alarm notifications silently
 
 
+def test_key_policies_bind_every_service_principal_to_its_sources():
+    for tpl, key in ((template(), "MonitorKey"), (load_template(FORWARDER), "ForwarderKey")):
+        policy = tpl["Resources"][key]["Properties"]["KeyPolicy"]
+        services = [s for s in statements(policy) if "Service" in s["Principal"]]
+        assert services, key
+        for s in services:
+            condition = json.dumps(s.get("Condition", {}))
+            # CloudWatch Logs states its source in the encryption context (the log group's ARN).
+            bound = ("aws:SourceAccount" in condition or "aws:SourceArn" in condition) or (
+                "kms:EncryptionContext:aws:logs:arn" in condition
+            )
+            assert bound, f"{key}: {s['Sid']} admits its service for any account's resources"
+            assert set(s["Action"]) <= {
+                "kms:Decrypt",
+                "kms:GenerateDataKey*",
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:Describe*",
+            }, s["Sid"]
+
+
+def test_event_bus_policy_admits_only_s3_object_events_of_the_allowed_accounts():
+    tpl = template()
+    policy = tpl["Resources"]["MonitorEventBusPolicy"]
+    assert policy["Condition"] == "HasAllowedAccounts"
+    props = policy["Properties"]
+    assert props["EventBusName"] == "default"
+    statement = props["Statement"]
+    assert statement["Principal"] == {"AWS": {"Ref": "AllowedAccounts"}}
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {
+        "StringEquals": {"events:source": "aws.s3", "events:detail-type": ["Object Created", "Object Deleted"]}
+    }
+    # The rule matches the same: a forwarder can put nothing else that reaches the monitor.
+    (rule,) = resources(tpl, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert [pattern["source"], pattern["detail-type"]] == [["aws.s3"], ["Object Created", "Object Deleted"]]
+
+
+def test_archive_bucket_object_lock_modes_and_optional_access_logs():
+    tpl = template()
+    lock = tpl["Parameters"]["ArchiveObjectLock"]
+    assert set(lock["AllowedValues"]) == {"false", "true", "GOVERNANCE", "COMPLIANCE"}
+    assert lock["Default"] == "false"
+    bucket = tpl["Resources"]["ArchiveBucket"]["Properties"]
+    retention = bucket["ObjectLockConfiguration"]["Fn::If"][1]["Rule"]["DefaultRetention"]
+    assert retention["Mode"] == {"Fn::If": ["ArchiveObjectLockCompliance", "COMPLIANCE", "GOVERNANCE"]}
+    assert tpl["Conditions"]["ArchiveObjectLockCompliance"] == {
+        "Fn::Equals": [{"Ref": "ArchiveObjectLock"}, "COMPLIANCE"]
+    }
+    # "true" (the earlier form) still turns the lock on, in GOVERNANCE mode.
+    assert tpl["Conditions"]["ArchiveObjectLockEnabled"] == {
+        "Fn::And": [
+            {"Condition": "ArchiveEnabled"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "ArchiveObjectLock"}, "false"]}]},
+        ]
+    }
+    assert tpl["Parameters"]["ArchiveAccessLogBucket"]["Default"] == ""
+    logging = bucket["LoggingConfiguration"]["Fn::If"]
+    assert logging[0] == "HasArchiveAccessLogs" and logging[2] == {"Ref": "AWS::NoValue"}
+    assert logging[1]["DestinationBucketName"] == {"Ref": "ArchiveAccessLogBucket"}
+
+
+def test_forwarder_subscription_dead_letters_to_an_encrypted_queue_only_its_topic_may_write():
+    tpl = load_template(FORWARDER)
+    subscription = tpl["Resources"]["MonitorQueueSubscription"]["Properties"]
+    dlq = ref_name(subscription["RedrivePolicy"]["deadLetterTargetArn"])
+    assert tpl["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+    assert ref_name(tpl["Resources"][dlq]["Properties"]["KmsMasterKeyId"]) == "ForwarderKey"
+    (policy,) = [
+        p for p in resources(tpl, "AWS::SQS::QueuePolicy").values() if {"Ref": dlq} in p["Properties"]["Queues"]
+    ]
+    (allow,) = [s for s in statements(policy["Properties"]["PolicyDocument"]) if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "ReplicationFailureTopic"}}}
+    key = tpl["Resources"]["ForwarderKey"]["Properties"]["KeyPolicy"]
+    assert any(s["Principal"] == {"Service": "sns.amazonaws.com"} for s in statements(key))
+    assert tpl["Parameters"]["PermissionsBoundaryArn"]["Default"] == ""
+
+
 def test_buckets_deny_insecure_transport_and_block_public_access():
     tpl = template()
     buckets = resources(tpl, "AWS::S3::Bucket")
