@@ -699,6 +699,14 @@ def test_no_hard_coded_physical_names():
 
 
 @pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=["template", "forwarder"])
+def test_every_accepted_checkov_finding_says_why(path):
+    for name, res in load_template(path)["Resources"].items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
+            assert len(skip.get("comment", "")) >= 20, f"{name}: {skip['id']} has no reason"
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=["template", "forwarder"])
 def test_cfn_lint_finds_no_errors(path):
     errors = [m for m in lint_file(path) if m.rule.severity == "error"]
     assert not errors, "\n".join(str(m) for m in errors)
