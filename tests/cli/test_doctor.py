@@ -180,3 +180,18 @@ def test_doctor_warns_that_the_aws_managed_key_cannot_serve_checksum_mode(world,
     _, answer = cli.json("doctor", "--bucket", SRC)
     (finding,) = _findings(answer, "encryption", SRC)
     assert finding["severity"] == "WARN" and "aws/s3" in finding["finding"]
+
+
+def test_a_key_statement_bound_to_its_sources_still_lets_the_service_use_the_key():
+    from crrmon_cli.doctor import allows
+
+    def policy(condition):
+        statement = {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Resource": "*"}
+        statement["Action"] = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        return {"Statement": [{**statement, **({"Condition": condition} if condition else {})}]}
+
+    bound = {"StringEquals": {"aws:SourceAccount": "123456789012"}, "ArnLike": {"aws:SourceArn": "arn:*:s3:::b"}}
+    assert allows(policy(None), "s3.amazonaws.com")
+    assert allows(policy(bound), "s3.amazonaws.com")
+    # Any other condition may withhold the key from the service: the doctor does not count it.
+    assert not allows(policy({"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}), "s3.amazonaws.com")
