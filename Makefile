@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov's pins conflict with aws-sam-cli's: it gets an environment of its own (requirements-checkov.txt).
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/src
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -15,6 +18,11 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 ## demo: the whole monitor on a local AWS emulator, with S3 replication emulated, and a report
 demo: $(STAMP)
@@ -28,11 +36,15 @@ test: $(STAMP) lint build
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff on the code, cfn-lint and sam validate on the templates
-lint: $(STAMP)
+## lint: ruff on the code; cfn-lint (informational rules too), checkov and sam validate on the templates
+# checkov findings accepted are skipped in the templates (Metadata: checkov: skip:), each with its reason;
+# --skip-download: no call to checkov's vendor service, the checks are all local.
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml forwarder/template.yaml
+	$(BIN)/cfn-lint --include-checks I -- template.yaml forwarder/template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		-f template.yaml -f forwarder/template.yaml
 	$(BIN)/sam validate --lint --template template.yaml
 
 ## build: sam build for the python3.13 runtime

@@ -414,10 +414,21 @@ class Doctor:
                 self.add("OK", "dead letters", name, "empty")
 
 
+# Condition keys that only say which sources the service acts for (confused-deputy protection, as the
+# stack's own key policy has them): a statement bound by them still lets the service use the key.
+SOURCE_CONDITION_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn"})
+
+
+def _only_source_conditions(condition: dict) -> bool:
+    return all(
+        isinstance(keys, dict) and {key.lower() for key in keys} <= SOURCE_CONDITION_KEYS for keys in condition.values()
+    )
+
+
 def allows(policy: dict, service: str, actions: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt")) -> bool:
     granted: list[str] = []
     for statement in policy.get("Statement", []):
-        if statement.get("Effect") != "Allow" or statement.get("Condition"):
+        if statement.get("Effect") != "Allow" or not _only_source_conditions(statement.get("Condition") or {}):
             continue
         principal = statement.get("Principal") or {}
         services = principal.get("Service", []) if isinstance(principal, dict) else []

@@ -47,8 +47,7 @@ class Stack:
     timer_queue_url: str
     timer_dlq_url: str
     stream_failure_queue_url: str
-    event_bus_name: str
-    monitor_bus_rule_name: str
+    event_bus_name: str  # "default": S3 events and forwarded ones arrive on the region's default bus
     default_bus_rule_name: str
     alert_topic_arn: str
     archive_bucket: str  # "" when ArchiveEnabled is false
@@ -407,6 +406,7 @@ class _Builder:
                 "OwnershipControls",
                 "ObjectLockEnabled",
                 "ObjectLockConfiguration",
+                "LoggingConfiguration",
             )
             name = (
                 _scalar(self.r.resolve(props["BucketName"]))
@@ -440,10 +440,17 @@ class _Builder:
             if "ObjectLockConfiguration" in p:
                 lock = p["ObjectLockConfiguration"]
                 retention = lock.get("Rule", {}).get("DefaultRetention", {})
-                for unit in ("Days", "Years"):  # a Ref to a Number parameter: CloudFormation passes a number
+                for unit in ("Days", "Years"):  # parameters resolve to strings; the API takes integers
                     if unit in retention:
                         retention[unit] = int(_scalar(retention[unit]))
                 s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
+            if "LoggingConfiguration" in p:  # server access logs, to a bucket that must already exist
+                logging = p["LoggingConfiguration"]
+                enabled = {
+                    "TargetBucket": logging["DestinationBucketName"],
+                    "TargetPrefix": logging.get("LogFilePrefix", ""),
+                }
+                s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={"LoggingEnabled": enabled})
             self.r.created(logical_id, name, Arn=f"arn:{PARTITION}:s3:::{name}")
 
     # ---- IAM (only as something for Firehose to name)
@@ -518,6 +525,19 @@ def _refs(value: Any) -> set[str]:
 # ---------------------------------------------------------------- entry point
 
 
+def _function_role_statements(template: dict[str, Any], resolver: Resolver, function: str) -> list[dict[str, Any]]:
+    """The statements of the role a function names (its Role: !GetAtt <role>.Arn), resolved."""
+    role_ref = template["Resources"][function]["Properties"].get("Role")
+    if not (isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref):
+        return []
+    role = template["Resources"][role_ref["Fn::GetAtt"][0]]
+    found: list[dict[str, Any]] = []
+    for policy in resolver.resolve(role["Properties"].get("Policies", [])):
+        statements = policy["PolicyDocument"].get("Statement", [])
+        found.extend(statements if isinstance(statements, list) else [statements])
+    return found
+
+
 def _grant_what_the_roles_allow(template: dict[str, Any], resolver: Resolver) -> None:
     """Tell the S3 emulator which buckets the functions' roles may list (and forget earlier grants): real S3
     answers a HEAD of a missing version with 404 only to a caller with s3:ListBucket on the bucket, with
@@ -529,20 +549,16 @@ def _grant_what_the_roles_allow(template: dict[str, Any], resolver: Resolver) ->
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function" or not resolver.active(logical_id):
             continue
-        for policy in resource["Properties"].get("Policies", []):
-            if not isinstance(policy, dict) or "Statement" not in policy:
-                continue  # a SAM policy template: none grants s3:ListBucket
-            document = resolver.resolve(policy)
-            for statement in document.get("Statement", []):
-                actions = statement.get("Action", [])
-                actions = actions if isinstance(actions, list) else [actions]
-                if statement.get("Effect") != "Allow" or "s3:ListBucket" not in actions:
-                    continue
-                resources = statement.get("Resource", [])
-                for arn in resources if isinstance(resources, list) else [resources]:
-                    bucket = str(arn).rsplit(":", 1)[-1]
-                    if bucket and "/" not in bucket:
-                        emulator.grant_list(bucket, account)
+        for statement in _function_role_statements(template, resolver, logical_id):
+            actions = statement.get("Action", [])
+            actions = actions if isinstance(actions, list) else [actions]
+            if statement.get("Effect") != "Allow" or "s3:ListBucket" not in actions:
+                continue
+            resources = statement.get("Resource", [])
+            for arn in resources if isinstance(resources, list) else [resources]:
+                bucket = str(arn).rsplit(":", 1)[-1]
+                if bucket and "/" not in bucket:
+                    emulator.grant_list(bucket, account)
 
 
 def _account(session: boto3.Session, region: str) -> str:
@@ -601,8 +617,7 @@ def provision(
         timer_queue_url=ref("TimerQueue"),
         timer_dlq_url=ref("TimerDeadLetterQueue"),
         stream_failure_queue_url=ref("StreamFailureQueue"),
-        event_bus_name=ref("MonitorEventBus"),
-        monitor_bus_rule_name=ref("MonitorBusObjectEventsRule"),
+        event_bus_name="default",
         default_bus_rule_name=ref("DefaultBusObjectEventsRule"),
         alert_topic_arn=ref("AlertTopic"),
         archive_bucket=ref("ArchiveBucket"),

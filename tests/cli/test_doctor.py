@@ -201,3 +201,18 @@ def test_doctor_table_fits_120_columns_and_gives_details_on_demand(world, cli):
     full = "replication metrics off: S3 sends no OperationFailedReplication events for this rule; failures"
     assert full in cli.out.replace("\n   ", " ")  # the whole finding, wrapped
     assert "   fix: set Destination.Metrics" in cli.out
+
+
+def test_a_key_statement_bound_to_its_sources_still_lets_the_service_use_the_key():
+    from crrmon_cli.doctor import allows
+
+    def policy(condition):
+        statement = {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Resource": "*"}
+        statement["Action"] = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        return {"Statement": [{**statement, **({"Condition": condition} if condition else {})}]}
+
+    bound = {"StringEquals": {"aws:SourceAccount": "123456789012"}, "ArnLike": {"aws:SourceArn": "arn:*:s3:::b"}}
+    assert allows(policy(None), "s3.amazonaws.com")
+    assert allows(policy(bound), "s3.amazonaws.com")
+    # Any other condition may withhold the key from the service: the doctor does not count it.
+    assert not allows(policy({"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}), "s3.amazonaws.com")

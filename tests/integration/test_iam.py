@@ -46,22 +46,38 @@ PARAMETERS = {
 # Allowed for the answers S3 gives, not called: a HEAD of a missing version answers 404 only to a caller
 # that may list the bucket (403 otherwise).
 ANSWER_SIDE = {("s3:ListBucket", "SourceBuckets"), ("s3:ListBucket", "DestinationBuckets")}
-# Allowed for the Lambda service on the function's behalf (event source mappings, on-failure
-# destinations, encryption of what the function sends), not called by the function's code.
+# Allowed for the Lambda service on the function's behalf, not called by the function's code: its event
+# source mapping polls its own queue or reads the table's stream, the stream mapping's on-failure
+# destination, its logs (to its own log group only), the key that encrypts what it reads and sends.
+POLLING = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+STREAM_READS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+
+
+def service_side(function: str, *, queue: str = "", stream: bool = False) -> frozenset[tuple[str, str]]:
+    grants = {(action, f"{function.removesuffix('Function')}LogGroup") for action in LOGS}
+    grants |= {("kms:Decrypt", "key"), ("kms:GenerateDataKey", "key")}
+    if queue:
+        grants |= {(action, queue) for action in POLLING}
+    if stream:
+        grants |= {(action, "ReplicationTable/stream") for action in STREAM_READS}
+        grants.add(("sqs:SendMessage", "StreamFailureQueue"))
+    return frozenset(grants)
+
+
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 SERVICE_SIDE = {
-    ("sqs:ReceiveMessage", "TimerQueue"),
-    ("sqs:DeleteMessage", "TimerQueue"),
-    ("sqs:ChangeMessageVisibility", "TimerQueue"),
-    ("sqs:GetQueueAttributes", "TimerQueue"),
-    ("sqs:DeleteMessageBatch", "TimerQueue"),
-    ("sqs:ChangeMessageVisibilityBatch", "TimerQueue"),
-    ("sqs:SendMessage", "StreamFailureQueue"),
-    ("sqs:SendMessage*", "StreamFailureQueue"),
-    ("kms:Decrypt", "key"),
-    ("kms:GenerateDataKey", "key"),
+    "IngestFunction": service_side("IngestFunction", queue="EventsQueue"),
+    "MatcherFunction": service_side("MatcherFunction", stream=True),
+    "SweeperFunction": service_side("SweeperFunction", queue="TimerQueue", stream=True),
+    "ReconcileFunction": service_side("ReconcileFunction"),
 }
-SERVICE_SIDE_PREFIXES = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
-SERVICE_SIDE_PREFIXES += ("dynamodb:ListStreams",)
+# The only actions a function's role may allow on Resource "*": AWS offers no resource-level permission
+# for them (the service authorization reference lists no resource type), so "*" is required.
+REQUIRED_WILDCARDS = {
+    "xray:PutTraceSegments": "X-Ray trace segments; no resource-level permissions; only with EnableTracing=true",
+    "xray:PutTelemetryRecords": "X-Ray telemetry; no resource-level permissions; only with EnableTracing=true",
+}
+LOG_GROUPS = ("IngestLogGroup", "MatcherLogGroup", "SweeperLogGroup", "ReconcileLogGroup")
 
 ACTIONS = {  # (service, operation) -> IAM action, where the names differ
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
@@ -113,15 +129,21 @@ def kinds_of_resource(resource) -> set[str]:
     """The template resources a policy statement's Resource names (read from its intrinsics)."""
     out = set()
     for item in resource if isinstance(resource, list) else [resource]:
+        if item == "*":
+            out.add("*")
+            continue
         text = json.dumps(item)
         if "ReplicationTable" in text or "tableName" in text:
             out.add(
                 "ReplicationTable/index"
                 if "/index/" in text
                 else "ReplicationTable/stream"
-                if "/stream/" in text
+                if "/stream/" in text or "StreamArn" in text
                 else "ReplicationTable"
             )
+        for group in LOG_GROUPS:
+            if group in text:
+                out.add(group)
         for logical in (
             "EventsQueue",
             "TimerQueue",
@@ -195,25 +217,46 @@ def active(value, conditions: dict, values: dict) -> list:
     return [value]
 
 
-def allowed_by_role(function: str) -> set[tuple[str, str]]:
+def role_documents(translated: dict, function: str) -> list:
+    """The policies of a function's role: inline ones and the AWS::IAM::Policy resources attached to it."""
+    role_name = f"{function}Role"
+    role = translated["Resources"][role_name]
+    documents = list(role["Properties"].get("Policies", []))
+    for resource in translated["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_name} in resource["Properties"]["Roles"]:
+            documents.append({"PolicyDocument": resource["Properties"]["PolicyDocument"]})
+    return documents
+
+
+def role_statements(function: str, parameters: dict) -> list[dict]:
+    """Every Allow statement of the function's role with these parameters (conditions applied)."""
     template = load_template(TEMPLATE)
     values = {name: spec.get("Default", "") for name, spec in template["Parameters"].items()}
-    values.update(PARAMETERS)
-    translated = translate(template, PARAMETERS)
+    values.update(parameters)
+    translated = translate(template, parameters)
     conditions = translated.get("Conditions", {})
-    role = translated["Resources"][f"{function}Role"]
-    allowed = set()
-    for policy in role["Properties"].get("Policies", []):
+    found = []
+    for policy in role_documents(translated, function):
         for document in active(policy, conditions, values):
             statements = document["PolicyDocument"]["Statement"]
             for statement in statements if isinstance(statements, list) else [statements]:
-                for s in active(statement, conditions, values):
-                    if s["Effect"] != "Allow":
-                        continue
-                    actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-                    for resource in active(s["Resource"], conditions, values):
-                        for kind in kinds_of_resource(resource):
-                            allowed.update((action, kind) for action in actions)
+                found.extend(s for s in active(statement, conditions, values) if s["Effect"] == "Allow")
+    return found
+
+
+def allowed_by_role(function: str, parameters: dict = PARAMETERS) -> set[tuple[str, str]]:
+    """(action, resource kind) of every grant of the function's role."""
+    template = load_template(TEMPLATE)
+    values = {name: spec.get("Default", "") for name, spec in template["Parameters"].items()}
+    values.update(parameters)
+    conditions = template.get("Conditions", {})
+    allowed = set()
+    for s in role_statements(function, parameters):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        for resource in active(s["Resource"], conditions, values):
+            kinds = kinds_of_resource(resource)
+            assert kinds, f"{function}: a statement on resources the test cannot name: {resource}"
+            allowed.update((action, kind) for action in actions for kind in kinds)
     return allowed
 
 
@@ -317,8 +360,49 @@ def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
         unused = {
             (action, kind)
             for action, kind in allowed
-            if (action, kind) not in SERVICE_SIDE | ANSWER_SIDE
-            and not action.startswith(SERVICE_SIDE_PREFIXES)
+            if (action, kind) not in SERVICE_SIDE[function] | ANSWER_SIDE
             and not any(fnmatch.fnmatchcase(a, action) and k == kind for a, k in used)
         }
         assert not unused, f"{function} is allowed more than it uses: {sorted(unused)}"
+        # What Lambda needs on the function's behalf is there, on the function's own resources.
+        missing = SERVICE_SIDE[function] - allowed
+        assert not missing, f"{function} lacks what Lambda uses on its behalf: {sorted(missing)}"
+
+
+# Every option that adds a grant, so that every conditional statement is checked.
+EVERY_OPTION = {
+    **PARAMETERS,
+    "EnableTracing": "true",
+    "CanaryIntervalMinutes": "5",
+    "TopologyParameterName": "/crr-monitor/topology",
+}
+
+
+@pytest.mark.parametrize("function", sorted(SERVICE_SIDE))
+def test_every_grant_names_its_resources_and_star_only_where_aws_requires_it(function):
+    wildcards = set()
+    for s in role_statements(function, EVERY_OPTION):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert "NotResource" not in s and "NotAction" not in s, function
+        assert not any("*" in action for action in actions), s
+        if "*" in resources:
+            assert resources == ["*"], s
+            wildcards.update(actions)
+    assert wildcards <= set(REQUIRED_WILDCARDS), f"{function}: Resource '*' for {sorted(wildcards)}"
+    allowed = allowed_by_role(function, EVERY_OPTION)
+    assert {kind for _, kind in allowed} - {"*"}, function
+    # X-Ray only with tracing on.
+    assert {a for a, k in allowed if k == "*"} == set(REQUIRED_WILDCARDS), function
+    assert not {a for a, k in allowed_by_role(function, PARAMETERS) if k == "*"}, function
+
+
+@pytest.mark.parametrize("function", sorted(SERVICE_SIDE))
+def test_lambda_polls_reads_and_logs_only_the_functions_own_resources(function):
+    allowed = allowed_by_role(function, EVERY_OPTION)
+    polling = {kind for action, kind in allowed if action in POLLING}
+    assert polling == {kind for action, kind in SERVICE_SIDE[function] if action in POLLING}, function
+    reads = {kind for action, kind in allowed if action in STREAM_READS}
+    assert reads <= {"ReplicationTable/stream"}, function
+    logs = {kind for action, kind in allowed if action.startswith("logs:")}
+    assert logs == {f"{function.removesuffix('Function')}LogGroup"}, function

@@ -119,10 +119,7 @@ def test_rules_carry_the_template_pattern_with_the_bucket_lists_and_target_the_e
     events_dlq_arn = queue_attributes(sqs, stack.events_dlq_url)["QueueArn"]
     expected_names = SOURCES + DESTINATIONS
 
-    for logical_id, name, bus in (
-        ("MonitorBusObjectEventsRule", stack.monitor_bus_rule_name, stack.event_bus_name),
-        ("DefaultBusObjectEventsRule", stack.default_bus_rule_name, "default"),
-    ):
+    for logical_id, name, bus in (("DefaultBusObjectEventsRule", stack.default_bus_rule_name, "default"),):
         definition = resources[logical_id]["Properties"]
         rule = events.describe_rule(Name=name, EventBusName=bus)
         pattern = json.loads(rule["EventPattern"])
@@ -137,7 +134,7 @@ def test_rules_carry_the_template_pattern_with_the_bucket_lists_and_target_the_e
         assert target["RetryPolicy"] == expected["RetryPolicy"]
 
 
-def test_events_of_watched_buckets_reach_the_events_queue_from_both_buses(session):
+def test_events_of_watched_buckets_reach_the_events_queue_from_the_default_bus(session):
     stack = make(session)
     events = session.client("events")
     sqs = session.client("sqs")
@@ -147,6 +144,7 @@ def test_events_of_watched_buckets_reach_the_events_queue_from_both_buses(sessio
         entry = {"Source": "aws.s3", "DetailType": "Object Created", "Detail": json.dumps(detail), "EventBusName": bus}
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
 
+    assert stack.event_bus_name == "default"  # forwarders target it: no bus of the monitor's own
     put("src-one", stack.event_bus_name)  # forwarded from another region
     put("dst-one", "default")  # a bucket in the monitor's region
     put("not-watched", "default")
@@ -246,3 +244,31 @@ def test_parameters_are_checked(session):
         make(session, NoSuchParameter="x")
     with pytest.raises(ProvisionError, match="not one of"):
         make(session, VerifyMode="md5")
+
+
+@pytest.mark.parametrize(
+    ("choice", "mode"),
+    [("GOVERNANCE", "GOVERNANCE"), ("COMPLIANCE", "COMPLIANCE"), ("true", "GOVERNANCE"), ("false", None)],
+)
+def test_archive_object_lock_takes_the_chosen_mode(session, choice, mode):
+    stack = make(session, ArchiveObjectLock=choice, ArchiveRetentionDays="30")
+    s3 = session.client("s3")
+    if mode is None:
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.get_object_lock_configuration(Bucket=stack.archive_bucket)
+        return
+    lock = s3.get_object_lock_configuration(Bucket=stack.archive_bucket)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    retention = lock["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"], retention.get("Years", 0)) == (mode, 30, 0)  # moto adds Years: 0
+
+
+def test_archive_access_logs_go_to_the_named_bucket_only_when_named(session):
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="access-logs")
+    s3.put_bucket_acl(Bucket="access-logs", ACL="log-delivery-write")
+    stack = make(session, ArchiveAccessLogBucket="access-logs")
+    logging = s3.get_bucket_logging(Bucket=stack.archive_bucket)["LoggingEnabled"]
+    assert logging == {"TargetBucket": "access-logs", "TargetPrefix": "prov-test/archive/"}
+    other = provision(TEMPLATE, session=session, stack_name="prov-off", parameters=PARAMETERS, region=REGION)
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=other.archive_bucket)

@@ -28,80 +28,27 @@ POWERTOOLS_VARS = {
     "POWERTOOLS_TRACE_DISABLED",
 }
 
-# AWS Serverless Application Repository, "List of Supported AWS Resources"
-# (docs.aws.amazon.com/serverlessrepo/latest/devguide/list-supported-resources.html), as published in
-# the developer guide's source. Only the types a template like this one could use are repeated here;
-# the test fails on anything outside this set.
-SAR_SUPPORTED_TYPES = frozenset(
-    {
-        "AWS::CloudWatch::Alarm",
-        "AWS::CloudWatch::AnomalyDetector",
-        "AWS::CloudWatch::Dashboard",
-        "AWS::CloudWatch::InsightRule",
-        "AWS::DynamoDB::Table",
-        "AWS::Events::EventBusPolicy",
-        "AWS::Events::Rule",
-        "AWS::EventSchemas::Discoverer",
-        "AWS::EventSchemas::Registry",
-        "AWS::EventSchemas::Schema",
-        "AWS::Glue::Database",
-        "AWS::Glue::Partition",
-        "AWS::Glue::Table",
-        "AWS::IAM::ManagedPolicy",
-        "AWS::IAM::Policy",
-        "AWS::IAM::Role",
-        "AWS::KMS::Alias",
-        "AWS::KMS::Key",
-        "AWS::Kinesis::Stream",
-        "AWS::KinesisFirehose::DeliveryStream",
-        "AWS::Lambda::Alias",
-        "AWS::Lambda::EventInvokeConfig",
-        "AWS::Lambda::EventSourceMapping",
-        "AWS::Lambda::Function",
-        "AWS::Lambda::LayerVersion",
-        "AWS::Lambda::LayerVersionPermission",
-        "AWS::Lambda::Permission",
-        "AWS::Lambda::Version",
-        "AWS::Logs::LogGroup",
-        "AWS::Logs::LogStream",
-        "AWS::Logs::MetricFilter",
-        "AWS::Logs::SubscriptionFilter",
-        "AWS::S3::Bucket",
-        "AWS::S3::BucketPolicy",
-        "AWS::SNS::Subscription",
-        "AWS::SNS::Topic",
-        "AWS::SNS::TopicPolicy",
-        "AWS::SQS::Queue",
-        "AWS::SQS::QueuePolicy",
-        "AWS::SSM::Parameter",
-        "AWS::Serverless::Function",
-        "AWS::Serverless::LayerVersion",
-        "AWS::StepFunctions::StateMachine",
-    }
-)
+# AWS Serverless Application Repository, "List of Supported AWS Resources": a copy with its source and the
+# date it was read. The test fails on any type of the translated template outside it.
+SAR_SUPPORTED_RESOURCES = ROOT / "tests" / "data" / "sar-supported-resources.txt"
 
-# Types the template needs that the published list above does not show. Each one must be checked
-# against the current SAR list (or with a test publication) before publishing.
-SAR_UNCONFIRMED_TYPES = {
-    "AWS::Events::EventBus": "MonitorEventBus (docs/internals.md); the list shows EventBusPolicy and Rule only",
+# Allow statements of identity policies that may name Resource "*": actions AWS offers no resource-level
+# permission for (the service authorization reference lists no resource type for them).
+WILDCARD_ALLOW_EXCEPTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions; only with EnableTracing=true",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions; only with EnableTracing=true",
 }
 
-# Allow statements of identity policies that may name Resource "*": actions without resource-level
-# permissions. Empty: every inline statement of the stack names its resources.
-WILDCARD_ALLOW_EXCEPTIONS: dict[str, str] = {}
+FUNCTIONS = ("IngestFunction", "MatcherFunction", "SweeperFunction", "ReconcileFunction")
 
-# AWS managed policies the SAM-generated function roles carry. SAM attaches the first four for the
-# function's event sources and logs; they are AWS's own (some on Resource "*") and cannot be narrowed
-# short of replacing the generated roles with explicit ones.
-ALLOWED_MANAGED_POLICIES = {
-    "service-role/AWSLambdaBasicExecutionRole": "logs to the function's log group (SAM default)",
-    "service-role/AWSLambdaSQSQueueExecutionRole": "the SQS event source mapping polls the queue",
-    "service-role/AWSLambdaDynamoDBExecutionRole": "the DynamoDB stream event source mapping reads the stream",
-    # Attached whenever Tracing is set, even to PassThrough; X-Ray has no resource-level permissions.
-    "AWSXrayWriteOnlyAccess": "X-Ray trace segments when EnableTracing is true",
+# Every optional part on, so that every conditional statement is translated and checked.
+PARAMETERS = {
+    "SourceBuckets": "src-a,src-b",
+    "DestinationBuckets": "dst-a,dst-b",
+    "EnableTracing": "true",
+    "ReconcileSchedule": "rate(6 hours)",
+    "AllowedAccounts": "210987654321",
 }
-
-PARAMETERS = {"SourceBuckets": "src-a,src-b", "DestinationBuckets": "dst-a,dst-b"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -146,6 +93,27 @@ def ref_name(value: Any) -> str | None:
     return None
 
 
+def role_of(tpl: dict[str, Any], function: str) -> dict[str, Any]:
+    """The explicit role a function names (Role: !GetAtt <role>.Arn)."""
+    role = tpl["Resources"][function]["Properties"]["Role"]
+    assert set(role) == {"Fn::GetAtt"} and role["Fn::GetAtt"][1] == "Arn", function
+    return tpl["Resources"][role["Fn::GetAtt"][0]]
+
+
+def role_statements(tpl: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """Every statement (each branch of a conditional one) of the function's role and the policies attached to it."""
+    role_name = tpl["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    documents = [
+        p["PolicyDocument"] for policy in role_of(tpl, function)["Properties"]["Policies"] for p in branches(policy)
+    ]
+    documents += [
+        res["Properties"]["PolicyDocument"]
+        for res in resources(tpl, "AWS::IAM::Policy").values()
+        if {"Ref": role_name} in res["Properties"]["Roles"]
+    ]
+    return [s for document in documents for s in statements(document)]
+
+
 @cache
 def _translated() -> dict[str, Any]:
     return translate(template(), PARAMETERS)
@@ -175,7 +143,12 @@ def dead_letter_queues(tpl: dict[str, Any]) -> set[str]:
         for target in rule["Properties"].get("Targets", [])
         if "DeadLetterConfig" in target
     }
-    return (redrive | on_failure | rule_dlqs) & queues
+    subscription_dlqs = {
+        ref_name(sub["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for sub in resources(tpl, "AWS::SNS::Subscription").values()
+        if "RedrivePolicy" in sub["Properties"]
+    }
+    return (redrive | on_failure | rule_dlqs | subscription_dlqs) & queues
 
 
 def batch_events(tpl: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:
@@ -203,7 +176,6 @@ def test_globals_environment_is_exactly_the_config_variables_plus_powertools():
 def test_names_shared_with_the_code_exist():
     tpl = template()
     expected = {
-        "MonitorEventBus": "AWS::Events::EventBus",
         "EventsQueue": "AWS::SQS::Queue",
         "EventsDeadLetterQueue": "AWS::SQS::Queue",
         "TimerQueue": "AWS::SQS::Queue",
@@ -218,6 +190,8 @@ def test_names_shared_with_the_code_exist():
         "MatcherFunction": "AWS::Serverless::Function",
         "SweeperFunction": "AWS::Serverless::Function",
         "ReconcileFunction": "AWS::Serverless::Function",
+        # HeadRoleArns names the sweeper's role; the forwarder's read-only role trusts it.
+        "SweeperFunctionRole": "AWS::IAM::Role",
     }
     assert {name: tpl["Resources"][name]["Type"] for name in expected} == expected
     for name in ("IngestFunction", "MatcherFunction", "SweeperFunction", "ReconcileFunction"):
@@ -266,10 +240,12 @@ def test_stream_filters_split_the_stream_between_matcher_and_sweeper():
 def test_event_rules_match_watched_buckets_and_the_pattern_fits_with_many_buckets():
     tpl = template()
     rules = resources(tpl, "AWS::Events::Rule")
-    patterns = [r["Properties"]["EventPattern"] for r in rules.values()]
-    assert len(patterns) == 2 and patterns[0] == patterns[1]
-    assert {ref_name(r["Properties"].get("EventBusName")) for r in rules.values()} == {"MonitorEventBus", None}
-    pattern = patterns[0]
+    # One rule on the default bus takes this region's S3 events and those forwarders send (SAR deploys no
+    # AWS::Events::EventBus).
+    (rule,) = rules.values()
+    assert "EventBusName" not in rule["Properties"]
+    assert not resources(tpl, "AWS::Events::EventBus")
+    pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
     # The documented capacity: 28 bucket names of 63 characters stay under EventBridge's default
@@ -362,6 +338,87 @@ def test_alert_topic_key_admits_cloudwatch_alarms():
     assert '"cloudwatch.amazonaws.com"' in services  # alias/aws/sns would drop alarm notifications silently
 
 
+def test_key_policies_bind_every_service_principal_to_its_sources():
+    for tpl, key in ((template(), "MonitorKey"), (load_template(FORWARDER), "ForwarderKey")):
+        policy = tpl["Resources"][key]["Properties"]["KeyPolicy"]
+        services = [s for s in statements(policy) if "Service" in s["Principal"]]
+        assert services, key
+        for s in services:
+            condition = json.dumps(s.get("Condition", {}))
+            # CloudWatch Logs states its source in the encryption context (the log group's ARN).
+            bound = ("aws:SourceAccount" in condition or "aws:SourceArn" in condition) or (
+                "kms:EncryptionContext:aws:logs:arn" in condition
+            )
+            assert bound, f"{key}: {s['Sid']} admits its service for any account's resources"
+            assert set(s["Action"]) <= {
+                "kms:Decrypt",
+                "kms:GenerateDataKey*",
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:Describe*",
+            }, s["Sid"]
+
+
+def test_event_bus_policy_admits_only_s3_object_events_of_the_allowed_accounts():
+    tpl = template()
+    policy = tpl["Resources"]["MonitorEventBusPolicy"]
+    assert policy["Condition"] == "HasAllowedAccounts"
+    props = policy["Properties"]
+    assert props["EventBusName"] == "default"
+    statement = props["Statement"]
+    assert statement["Principal"] == {"AWS": {"Ref": "AllowedAccounts"}}
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {
+        "StringEquals": {"events:source": "aws.s3", "events:detail-type": ["Object Created", "Object Deleted"]}
+    }
+    # The rule matches the same: a forwarder can put nothing else that reaches the monitor.
+    (rule,) = resources(tpl, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert [pattern["source"], pattern["detail-type"]] == [["aws.s3"], ["Object Created", "Object Deleted"]]
+
+
+def test_archive_bucket_object_lock_modes_and_optional_access_logs():
+    tpl = template()
+    lock = tpl["Parameters"]["ArchiveObjectLock"]
+    assert set(lock["AllowedValues"]) == {"false", "true", "GOVERNANCE", "COMPLIANCE"}
+    assert lock["Default"] == "false"
+    bucket = tpl["Resources"]["ArchiveBucket"]["Properties"]
+    retention = bucket["ObjectLockConfiguration"]["Fn::If"][1]["Rule"]["DefaultRetention"]
+    assert retention["Mode"] == {"Fn::If": ["ArchiveObjectLockCompliance", "COMPLIANCE", "GOVERNANCE"]}
+    assert tpl["Conditions"]["ArchiveObjectLockCompliance"] == {
+        "Fn::Equals": [{"Ref": "ArchiveObjectLock"}, "COMPLIANCE"]
+    }
+    # "true" (the earlier form) still turns the lock on, in GOVERNANCE mode.
+    assert tpl["Conditions"]["ArchiveObjectLockEnabled"] == {
+        "Fn::And": [
+            {"Condition": "ArchiveEnabled"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "ArchiveObjectLock"}, "false"]}]},
+        ]
+    }
+    assert tpl["Parameters"]["ArchiveAccessLogBucket"]["Default"] == ""
+    logging = bucket["LoggingConfiguration"]["Fn::If"]
+    assert logging[0] == "HasArchiveAccessLogs" and logging[2] == {"Ref": "AWS::NoValue"}
+    assert logging[1]["DestinationBucketName"] == {"Ref": "ArchiveAccessLogBucket"}
+
+
+def test_forwarder_subscription_dead_letters_to_an_encrypted_queue_only_its_topic_may_write():
+    tpl = load_template(FORWARDER)
+    subscription = tpl["Resources"]["MonitorQueueSubscription"]["Properties"]
+    dlq = ref_name(subscription["RedrivePolicy"]["deadLetterTargetArn"])
+    assert tpl["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+    assert ref_name(tpl["Resources"][dlq]["Properties"]["KmsMasterKeyId"]) == "ForwarderKey"
+    (policy,) = [
+        p for p in resources(tpl, "AWS::SQS::QueuePolicy").values() if {"Ref": dlq} in p["Properties"]["Queues"]
+    ]
+    (allow,) = [s for s in statements(policy["Properties"]["PolicyDocument"]) if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "ReplicationFailureTopic"}}}
+    key = tpl["Resources"]["ForwarderKey"]["Properties"]["KeyPolicy"]
+    assert any(s["Principal"] == {"Service": "sns.amazonaws.com"} for s in statements(key))
+    assert tpl["Parameters"]["PermissionsBoundaryArn"]["Default"] == ""
+
+
 def test_buckets_deny_insecure_transport_and_block_public_access():
     tpl = template()
     buckets = resources(tpl, "AWS::S3::Bucket")
@@ -404,10 +461,7 @@ def test_events_queue_admits_only_the_expected_senders():
         assert s["Action"] == "sqs:SendMessage"
         assert "aws:SourceArn" in json.dumps(s["Condition"]), s["Sid"]
     (rules,) = [s for s in allows if s["Principal"]["Service"] == "events.amazonaws.com"]
-    assert {ref_name(a) for a in rules["Condition"]["ArnEquals"]["aws:SourceArn"]} == {
-        "MonitorBusObjectEventsRule",
-        "DefaultBusObjectEventsRule",
-    }
+    assert ref_name(rules["Condition"]["ArnEquals"]["aws:SourceArn"]) == "DefaultBusObjectEventsRule"
 
 
 def _policy_documents(tpl: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -446,21 +500,64 @@ def test_no_allow_statement_on_every_resource_beyond_the_listed_exceptions():
                 assert action in WILDCARD_ALLOW_EXCEPTIONS, f"{name}: {action} on Resource '*'"
 
 
-def test_function_roles_carry_only_the_reviewed_managed_policies():
+def test_functions_have_explicit_roles_without_managed_policies_and_with_the_boundary():
+    tpl = template()
+    for function in FUNCTIONS:
+        role = role_of(tpl, function)
+        assert role["Type"] == "AWS::IAM::Role", function
+        assert role.get("Condition") == tpl["Resources"][function].get("Condition"), function
+    assert "PermissionsBoundary" not in tpl["Globals"]["Function"]  # SAM applies it only to roles it generates
+    # SAM generates no role (nor attaches a managed policy) once every function names its own.
     roles = resources(translated(), "AWS::IAM::Role")
-    function_roles = {n: r for n, r in roles.items() if n.endswith("FunctionRole")}
-    assert set(function_roles) == {
-        "IngestFunctionRole",
-        "MatcherFunctionRole",
-        "SweeperFunctionRole",
-        "ReconcileFunctionRole",
-    }
-    for name, role in roles.items():
-        for arn in role["Properties"].get("ManagedPolicyArns", []):
-            assert isinstance(arn, str), name
-            policy = arn.split(":policy/", 1)[1]
-            assert policy in ALLOWED_MANAGED_POLICIES, f"{name}: {policy}"
-        assert "PermissionsBoundary" in role["Properties"], name
+    assert set(roles) == {f"{function}Role" for function in FUNCTIONS} | {"ArchiveDeliveryRole"}
+    for tpl_ in (translated(), load_template(FORWARDER)):
+        for name, role in resources(tpl_, "AWS::IAM::Role").items():
+            assert not role["Properties"].get("ManagedPolicyArns"), f"{name}: no managed policy"
+            assert role["Properties"]["PermissionsBoundary"] == {
+                "Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]
+            }, name
+
+
+def test_tracing_permissions_exist_only_with_tracing():
+    tpl = template()
+    for function in FUNCTIONS:
+        policies = role_of(tpl, function)["Properties"]["Policies"]
+        xray = [p for p in policies if "xray:" in json.dumps(p)]
+        assert len(xray) == 1 and xray[0]["Fn::If"][0] == "TracingEnabled", function
+        assert xray[0]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert tpl["Conditions"]["TracingEnabled"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
+
+
+def test_each_function_logs_only_to_its_own_log_group():
+    tpl = template()
+    for function in FUNCTIONS:
+        group = f"{function.removesuffix('Function')}LogGroup"
+        logs = [s for s in role_statements(tpl, function) if "logs:" in json.dumps(s["Action"])]
+        assert logs, function
+        for s in logs:
+            assert set(s["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}, function
+            assert s["Resource"] == {"Fn::GetAtt": [group, "Arn"]}, function
+
+
+def test_event_source_permissions_name_the_functions_own_queue_and_the_tables_stream():
+    tpl = template()
+    polling = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+    stream = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+    expected_queue = {"IngestFunction": "EventsQueue", "SweeperFunction": "TimerQueue"}
+    for function in FUNCTIONS:
+        found = role_statements(tpl, function)
+        receive = [s for s in found if "sqs:ReceiveMessage" in json.dumps(s["Action"])]
+        if function in expected_queue:
+            (s,) = receive
+            assert set(s["Action"]) == polling and s["Resource"] == {"Fn::GetAtt": [expected_queue[function], "Arn"]}
+        else:
+            assert not receive, function
+        reads = [s for s in found if "dynamodb:GetRecords" in json.dumps(s["Action"])]
+        if function in ("MatcherFunction", "SweeperFunction"):
+            (s,) = reads
+            assert set(s["Action"]) == stream and s["Resource"] == {"Fn::GetAtt": ["ReplicationTable", "StreamArn"]}
+        else:
+            assert not reads, function
 
 
 def test_reconciliation_exists_only_with_a_schedule_and_lists_only_source_buckets():
@@ -481,10 +578,7 @@ def test_reconciliation_exists_only_with_a_schedule_and_lists_only_source_bucket
     }
     assert function["Timeout"] == 900  # Lambda's maximum; a run stops listing 30 s before it
     listing = [
-        s
-        for policy in function["Policies"]
-        for s in policy.get("Statement", [])
-        if isinstance(s, dict) and "s3:ListBucketVersions" in json.dumps(s.get("Action"))
+        s for s in role_statements(tpl, "ReconcileFunction") if "s3:ListBucketVersions" in json.dumps(s["Action"])
     ]
     assert len(listing) == 1 and "SourceBuckets" in json.dumps(listing[0]["Resource"])
     assert "DestinationBuckets" not in json.dumps(listing[0]["Resource"])
@@ -495,7 +589,9 @@ def test_reconciliation_exists_only_with_a_schedule_and_lists_only_source_bucket
 
 
 def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():
-    statements_ = template()["Resources"]["SweeperFunction"]["Properties"]["Policies"][-1]["Statement"]
+    role = role_of(template(), "SweeperFunction")["Properties"]
+    (document,) = [p["PolicyDocument"] for p in role["Policies"] if p.get("PolicyName") == "Sweeper"]
+    statements_ = document["Statement"]
     writes = [
         (item["Fn::If"][0], item["Fn::If"][1])
         for item in statements_
@@ -513,10 +609,23 @@ def test_canary_writes_only_under_the_canary_prefix_and_only_when_enabled():
 # ---------------------------------------------------------------- publishing
 
 
-def test_translated_template_uses_only_sar_supported_types():
-    types = {res["Type"] for res in translated()["Resources"].values()}
-    unsupported = types - SAR_SUPPORTED_TYPES - set(SAR_UNCONFIRMED_TYPES)
-    assert not unsupported
+def sar_supported_types() -> set[str]:
+    lines = SAR_SUPPORTED_RESOURCES.read_text().splitlines()
+    header = [line for line in lines if line.startswith("#")]
+    assert any("https://docs.aws.amazon.com/serverlessrepo/" in line for line in header)  # its source
+    assert any(re.search(r"Read: \d{4}-\d{2}-\d{2}", line) for line in header)  # and when it was read
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [PARAMETERS, {"SourceBuckets": "src-a", "ArchiveEnabled": "false", "KmsKeyArn": ""}],
+    ids=["everything-on", "minimal"],
+)
+def test_translated_template_uses_only_sar_supported_types(parameters):
+    types = {res["Type"] for res in translate(template(), parameters)["Resources"].values()}
+    unsupported = types - sar_supported_types()
+    assert not unsupported, f"not on SAR's list of supported resources: {sorted(unsupported)}"
 
 
 def test_no_sam_features_that_sar_lacks():
@@ -536,6 +645,50 @@ def test_sar_metadata_has_no_intrinsics_and_matches_the_changelog():
     assert f"## [{metadata['SemanticVersion']}]" in changelog
 
 
+# SAR's limits on the application's metadata (CreateApplication in the SAR API reference; publishing
+# fails on any field outside them).
+SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+)
+
+
+def test_sar_metadata_fits_sars_limits():
+    metadata = template()["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert set(metadata) <= {
+        "Name",
+        "Description",
+        "Author",
+        "SpdxLicenseId",
+        "LicenseUrl",
+        "ReadmeUrl",
+        "Labels",
+        "HomePageUrl",
+        "SemanticVersion",
+        "SourceCodeUrl",
+    }
+    assert re.fullmatch(r"[a-zA-Z0-9-]{1,140}", metadata["Name"])
+    assert 1 <= len(metadata["Description"]) <= 256, len(metadata["Description"])
+    assert re.fullmatch(r"[a-zA-Z0-9-]{1,127}", metadata["Author"])
+    assert len(metadata["Labels"]) <= 10
+    for label in metadata["Labels"]:
+        assert re.fullmatch(r"[a-zA-Z0-9+\-_:/@]{1,127}", label), label
+    assert SEMVER.fullmatch(metadata["SemanticVersion"])
+    for field in ("LicenseUrl", "ReadmeUrl"):  # files of the repository, uploaded by sam publish
+        assert (ROOT / metadata[field]).is_file(), field
+    for field in ("HomePageUrl", "SourceCodeUrl"):
+        assert re.fullmatch(r"https://[^\s]+", metadata[field]), field
+
+
+def test_readme_shown_by_sar_has_no_links_that_work_only_inside_the_repository():
+    readme = (ROOT / template()["Metadata"]["AWS::ServerlessRepo::Application"]["ReadmeUrl"]).read_text()
+    targets = re.findall(r"\]\(([^)\s]+)[^)]*\)", readme) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", readme, re.M)
+    targets += re.findall(r"(?:href|src)=[\"']([^\"']+)", readme)
+    assert targets  # the patterns do find links
+    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
+    assert not relative, f"links that work only inside the repository: {relative}"
+
+
 def test_no_hard_coded_physical_names():
     for tpl in (template(), load_template(FORWARDER)):
         for name, res in tpl["Resources"].items():
@@ -543,6 +696,14 @@ def test_no_hard_coded_physical_names():
             for key in ("Name", "QueueName", "TopicName", "TableName", "BucketName", "FunctionName", "AliasName"):
                 if key in props:
                     assert "${AWS::StackName}" in json.dumps(props[key]), f"{name}.{key}"
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=["template", "forwarder"])
+def test_every_accepted_checkov_finding_says_why(path):
+    for name, res in load_template(path)["Resources"].items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
+            assert len(skip.get("comment", "")) >= 20, f"{name}: {skip['id']} has no reason"
 
 
 @pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=["template", "forwarder"])
@@ -578,8 +739,8 @@ def test_forwarder_read_role_reads_versions_only_and_trusts_only_the_monitors_he
     # The monitor's output names the role to trust; only that function (the sweeper) may assume the roles.
     monitor = template()
     assert monitor["Outputs"]["HeadRoleArns"]["Value"] == {"Fn::GetAtt": ["SweeperFunctionRole", "Arn"]}
-    for function in ("IngestFunction", "MatcherFunction", "SweeperFunction"):
-        text = json.dumps(monitor["Resources"][function]["Properties"]["Policies"])
+    for function in FUNCTIONS:
+        text = json.dumps(role_statements(monitor, function))
         grants = '"sts:AssumeRole", "Resource": {"Ref": "ReaderRoleArns"}' in text
         assert grants is (function == "SweeperFunction"), function
 
@@ -589,13 +750,5 @@ def test_heading_functions_may_list_the_buckets_they_head():
         ("IngestFunction", ["SourceBuckets"]),
         ("SweeperFunction", ["SourceBuckets", "DestinationBuckets"]),
     ):
-        policies = template()["Resources"][function]["Properties"]["Policies"]
-        listed = [
-            s
-            for policy in policies
-            if isinstance(policy, dict)
-            for item in policy.get("Statement", [])
-            for s in branches(item)
-            if isinstance(s, dict) and s.get("Action") == "s3:ListBucket"
-        ]
+        listed = [s for s in role_statements(template(), function) if s.get("Action") == "s3:ListBucket"]
         assert sorted(p for s in listed for p in lists if p in json.dumps(s["Resource"])) == sorted(lists), function
