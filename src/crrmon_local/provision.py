@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,9 @@ class Resolver:
             "AWS::AccountId": account,
             "AWS::Partition": PARTITION,
             "AWS::URLSuffix": "amazonaws.com",
+            # A stack ID's last part is a UUID CloudFormation draws; a fixed one per stack name here.
+            "AWS::StackId": f"arn:{PARTITION}:cloudformation:{region}:{account}:stack/{stack_name}/"
+            + str(uuid.uuid5(uuid.NAMESPACE_URL, stack_name)),
         }
         self.parameters = self._parameter_values(template.get("Parameters", {}), parameters)
         self.refs: dict[str, str] = {}

@@ -66,7 +66,7 @@ CHANGES_WHAT_RUNS: dict[str, tuple[str, ...]] = {
     "EnableTracing": ("false", "true"),
     "VerifyMode": ("size", "etag", "checksum"),
     "ArchiveEnabled": ("true", "false"),
-    "ArchiveObjectLock": ("false", "true"),
+    "ArchiveObjectLock": ("false", "true", "GOVERNANCE", "COMPLIANCE"),
     "ReconcileSchedule": ("", "rate(6 hours)"),
     "CanaryIntervalMinutes": ("0", "5"),
     "TopologyParameterName": ("", TOPOLOGY_PARAMETER),
@@ -79,11 +79,16 @@ CHANGES_WHAT_RUNS: dict[str, tuple[str, ...]] = {
 # runs every function and the most AWS calls (checksum HEADs, reconciliation's listing).
 CASES: dict[str, dict[str, str]] = {
     "defaults": {},
-    "tracing": {"EnableTracing": "true", "VerifyMode": "checksum", "ReconcileSchedule": "rate(6 hours)"},
+    "tracing": {
+        "EnableTracing": "true",
+        "VerifyMode": "checksum",
+        "ReconcileSchedule": "rate(6 hours)",
+        "ArchiveObjectLock": "COMPLIANCE",
+    },
     "size-without-archive": {"VerifyMode": "size", "ArchiveEnabled": "false"},
     "locked-archive-own-key": {"ArchiveObjectLock": "true", "KmsKeyArn": KMS_KEY},
     "canary-other-accounts": {"CanaryIntervalMinutes": "5", "AllowedAccounts": OTHER_ACCOUNT},
-    "topology-override": {"TopologyParameterName": TOPOLOGY_PARAMETER},
+    "topology-override": {"TopologyParameterName": TOPOLOGY_PARAMETER, "ArchiveObjectLock": "GOVERNANCE"},
 }
 
 FORWARDER_BASE = {
