@@ -83,7 +83,7 @@ def test_a_verdict_writes_every_field_and_only_adds_missing_evidence(store):
 
 
 def test_a_verdict_must_be_final():
-    with pytest.raises(ValueError, match="use mark_overdue"):
+    with pytest.raises(ValueError, match=r"^write_verdict takes final statuses; use mark_overdue$"):
         Store(None, "t").write_verdict(PK, DEST, Verdict(Status.OVERDUE), pair=PAIR, now_ms=1, retention_s=1)
 
 
@@ -123,6 +123,10 @@ class RecordingTable:
         self.calls.append(("batch_get_item", RequestItems))
         return {}  # no Responses at all: nothing found, nothing left
 
+    def query(self, **kwargs):
+        self.calls.append(("query", kwargs))
+        return {"Items": []}
+
 
 def test_get_is_a_consistent_read():
     table = RecordingTable()
@@ -155,6 +159,45 @@ def test_bookkeeping_reads_are_consistent_and_whole():
     assert Store(table, "t").bookkeeping("__heartbeat__", ["b1"]) == {}
     ((_, request),) = table.calls
     assert request == {"t": {"Keys": [{"pk": {"S": "__heartbeat__"}, "dest": {"S": "b1"}}], "ConsistentRead": True}}
+
+
+def test_the_oldest_overdue_item_is_one_item_of_one_query_oldest_first():
+    table = RecordingTable()
+    assert Store(table, "t", "Overdue").oldest_overdue(PAIR) is None
+    assert table.calls == [
+        (
+            "query",
+            {
+                "TableName": "t",
+                "IndexName": "Overdue",
+                "KeyConditionExpression": "ovd_pair = :p",
+                "ExpressionAttributeValues": {":p": {"S": PAIR}},
+                "ScanIndexForward": True,
+                "Limit": 1,
+            },
+        )
+    ]
+
+
+def test_the_oldest_overdue_item_is_the_one_overdue_longest(store):
+    for pk, since in (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000)):
+        store.record_observation(pk, DEST, now_ms=1_000, due_s=1, expires_s=9_999, fields={"s_size": 1})
+        store.mark_overdue(pk, DEST, pair=PAIR, now_ms=since)
+    assert store.oldest_overdue(PAIR)["pk"] == "v1#a"
+
+
+def test_bookkeeping_items_come_back_by_name():
+    class Found:
+        def batch_get_item(self, RequestItems):
+            ((table, spec),) = RequestItems.items()
+            items = [{**key, "last": {"N": "7"}} for key in spec["Keys"]]
+            return {"Responses": {table: items}}
+
+    found = Store(Found(), "t").bookkeeping("__heartbeat__", ["b1", "b2"])
+    assert found == {
+        "b1": {"pk": "__heartbeat__", "dest": "b1", "last": 7},
+        "b2": {"pk": "__heartbeat__", "dest": "b2", "last": 7},
+    }
 
 
 def test_the_pause_before_each_retry_doubles(monkeypatch):
