@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)/src
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test unit lint build bench fuzz redrive clean
+.PHONY: demo test unit lint build bench fuzz mutate redrive clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +60,13 @@ fuzz: $(STAMP)
 	CRRMON_FUZZ_EXAMPLES=$${CRRMON_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
 	CRRMON_FUZZ_EXAMPLES=$${CRRMON_PROPERTY_EXAMPLES:-300} $(BIN)/python -m pytest -q tests/property $(PYTEST_ARGS)
 
+## mutate: mutation testing of decision modules (MODULES="verify store"; default every configured one)
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate $(MODULES) $(if $(JOBS),--max-children $(JOBS))
+
 ## redrive: move dead-lettered messages back to their queues (ARGS="--stack NAME --dry-run")
 redrive: $(STAMP)
 	$(BIN)/crrmon redrive $(ARGS)
 
 clean:
-	rm -rf .aws-sam $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam $(VENV) .pytest_cache .ruff_cache .hypothesis .mutants

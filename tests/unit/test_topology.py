@@ -105,3 +105,62 @@ def test_cache_reloads_on_unknown_buckets_at_most_every_interval():
     cache._loaded_at -= 61
     cache.refresh_for_unknown()
     assert len(loads) == 2
+
+
+# Tests below kill mutants `make mutate MODULES=topology` found alive (mutation/results.md).
+
+
+def test_rules_without_an_id_are_named_by_their_place():
+    raw = rule("east")
+    del raw["ID"]
+    rules = rules_from_configuration({"Rules": [rule("west", id="w"), raw]})
+    assert [r.id for r in rules] == ["w", "rule-1"]
+    assert rules_from_configuration({}) == []
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 5000.0
+
+    def monotonic(self):
+        return self.now
+
+
+def counting_cache(monkeypatch, **kwargs):
+    clock = FakeTime()
+    monkeypatch.setattr("crrmon.topology.time", clock)
+    loads = []
+
+    def loader():
+        loads.append(clock.now)
+        return Topology()
+
+    return TopologyCache(loader, **kwargs), clock, loads
+
+
+def test_a_new_cache_loads_for_an_unknown_bucket(monkeypatch):
+    cache, _, loads = counting_cache(monkeypatch, max_age=300)
+    cache.refresh_for_unknown()
+    assert len(loads) == 1
+
+
+def test_the_cache_reloads_once_older_than_its_max_age(monkeypatch):
+    cache, clock, loads = counting_cache(monkeypatch, max_age=300)
+    cache.get()
+    clock.now += 300
+    cache.get()
+    assert len(loads) == 1  # exactly max_age old: still fresh
+    clock.now += 0.5
+    cache.get()
+    assert len(loads) == 2
+
+
+def test_unknown_buckets_reload_at_most_every_ten_seconds_by_default(monkeypatch):
+    cache, clock, loads = counting_cache(monkeypatch, max_age=300)
+    cache.get()
+    clock.now += 9.5
+    cache.refresh_for_unknown()
+    assert len(loads) == 1
+    clock.now += 0.5  # ten seconds since the load
+    cache.refresh_for_unknown()
+    assert len(loads) == 2

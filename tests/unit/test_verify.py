@@ -150,3 +150,88 @@ def test_a_replica_at_its_deadline_is_on_time_and_a_millisecond_later_is_late():
     on_time = decide(item(SOURCE, REPLICA, r_time=1_900_000), verify_mode="etag")
     late = decide(item(SOURCE, REPLICA, r_time=1_900_001), verify_mode="etag")
     assert (on_time.missed_rpo, late.missed_rpo) == (False, True)
+
+
+# Tests below kill mutants `make mutate MODULES=verify` found alive (mutation/results.md).
+
+
+def test_a_byte_over_whole_seconds_of_transfer_moves_the_deadline_a_second():
+    # 5 TB + 1 byte at 100 MB/s: 50000 s and a little, so 50001 s (ceil), not 50000
+    assert deadline_s(0, 5 * 10**12 + 1, rpo_seconds=0, throughput_mbps=100) == 50_001
+    assert deadline_s(0, 5 * 10**12, rpo_seconds=0, throughput_mbps=100) == 50_000
+
+
+def test_the_part_count_is_what_follows_the_last_dash():
+    assert multipart_parts("a-b-3") == 3
+    assert multipart_parts("a-3-b") is None
+
+
+def test_a_replica_written_in_the_same_millisecond_has_zero_latency():
+    verdict = decide(item(SOURCE, REPLICA, r_time=SOURCE["s_time"]), verify_mode="etag")
+    assert verdict.latency_ms == 0
+    # a replica stamped before its source (clocks) is not a negative latency either
+    assert decide(item(SOURCE, REPLICA, r_time=SOURCE["s_time"] - 5), verify_mode="etag").latency_ms == 0
+
+
+def test_a_missed_rpo_already_recorded_stays_missed():
+    # The sweeper marks an item that passed its deadline (Store.mark_overdue) before its replica arrives.
+    verdict = decide(item(SOURCE, REPLICA, missed_rpo=True), verify_mode="etag")
+    assert (verdict.status, verdict.missed_rpo) == (Status.COMPLETED, True)
+
+
+def test_a_confirmed_failure_of_an_overdue_item_missed_its_rpo():
+    verdict = decide(item(SOURCE, fail="DstPutObjectNotPermitted", headed=True, status="OVERDUE"), verify_mode="etag")
+    assert verdict == Verdict(Status.FAILED, reason="DstPutObjectNotPermitted", missed_rpo=True)
+    on_time = decide(item(SOURCE, fail="DstPutObjectNotPermitted", headed=True), verify_mode="etag")
+    assert on_time.missed_rpo is False
+
+
+def test_delete_marker_verdicts_in_full():
+    both = decide(item(s_dm=True, s_time=1, r_dm=True, r_time=2), verify_mode="etag")
+    assert (both.status, both.verified_by, both.latency_ms) == (Status.COMPLETED, "delete-marker", 1)
+    one = decide(item(REPLICA, s_dm=True, s_time=1), verify_mode="etag")
+    assert (one.status, one.reason) == (Status.MISMATCH, "delete marker on one side only")
+
+
+def test_checksum_verdicts_in_full():
+    both = item(SOURCE, REPLICA, headed=True)
+    same = decide({**both, "s_ck": "CRC32:AA==", "r_ck": "CRC32:AA=="}, verify_mode="checksum")
+    assert (same.status, same.verified_by) == (Status.COMPLETED, "checksum")
+    other = decide({**both, "s_ck": "CRC32:AA==", "r_ck": "CRC32:BB=="}, verify_mode="checksum")
+    assert (other.status, other.reason) == (Status.MISMATCH, "CRC32 checksum differs")
+
+
+@pytest.mark.parametrize("sizeless", ["s_size", "r_size"])
+def test_a_side_without_a_size_is_complete_by_presence_once_headed(sizeless):
+    # An SSE-C version's HEAD says it exists and no more; the other side's size is known.
+    evidence = item(SOURCE, REPLICA, r_etag="zzz")
+    del evidence[sizeless]
+    assert decide(evidence, verify_mode="etag") == NEEDS_HEAD
+    verdict = decide({**evidence, "headed": True}, verify_mode="etag")
+    assert (verdict.status, verdict.verified_by) == (Status.COMPLETED, "presence")
+
+
+@pytest.mark.parametrize("etagless", ["s_etag", "r_etag"])
+def test_with_one_etag_missing_the_sizes_decide_without_a_head(etagless):
+    evidence = item(SOURCE, REPLICA)
+    del evidence[etagless]
+    verdict = decide(evidence, verify_mode="etag")
+    assert (verdict.status, verdict.verified_by) == (Status.COMPLETED, "size")
+
+
+def test_other_part_counts_complete_by_size():
+    verdict = decide(item(SOURCE, REPLICA, s_etag="a-3", r_etag="b-4"), verify_mode="etag")
+    assert (verdict.status, verdict.verified_by) == (Status.COMPLETED, "size")
+
+
+@pytest.mark.parametrize("known", [{"s_enc": "AES256"}, {"r_enc": "AES256"}])
+def test_differing_etags_with_one_encryption_unknown_ask_for_a_head_then_trust_the_size(known):
+    evidence = item(SOURCE, REPLICA, r_etag="zzz", **known)
+    assert decide(evidence, verify_mode="etag") == NEEDS_HEAD
+    verdict = decide({**evidence, "headed": True}, verify_mode="etag")
+    assert (verdict.status, verdict.verified_by) == (Status.COMPLETED, "size")
+
+
+def test_the_etag_mismatch_says_why():
+    verdict = decide(item(SOURCE, REPLICA, r_etag="zzz", s_enc="none", r_enc="AES256"), verify_mode="etag")
+    assert (verdict.status, verdict.reason) == (Status.MISMATCH, "ETag differs (both sides store an MD5 ETag)")

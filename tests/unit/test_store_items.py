@@ -1,0 +1,212 @@
+"""What the store's writes leave in the item, on a moto table with the Overdue index, and what its reads
+ask DynamoDB for. Written to kill the mutants `make mutate MODULES=store` found alive (mutation/results.md)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from crrmon.model import Status
+from crrmon.store import Store, Verdict, _Update, from_image
+
+PK, DEST, PAIR = "v1#reports/q3.csv", "dst-usw2", "src>dst"
+NOW_MS = 1_700_000_000_500  # an epoch in ms with a half second: // 1000 and / 1000 differ
+
+
+@pytest.fixture
+def ddb(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "dest", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": kind}
+                for name, kind in (("pk", "S"), ("dest", "S"), ("ovd_pair", "S"), ("ovd_since", "N"))
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "Overdue",
+                    "KeySchema": [
+                        {"AttributeName": "ovd_pair", "KeyType": "HASH"},
+                        {"AttributeName": "ovd_since", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+@pytest.fixture
+def store(ddb):
+    return Store(ddb, "t")  # the default index name: the template's
+
+
+def observe(store: Store, due_s: int = 100, **fields) -> tuple[bool, int]:
+    return store.record_observation(PK, DEST, now_ms=1_000, due_s=due_s, expires_s=9_999, fields=fields)
+
+
+def test_an_observation_sets_the_items_expiry_and_a_later_one_returns_the_first_deadline(store):
+    observe(store, s_size=5, ratio=0.25)
+    assert observe(store, due_s=200, r_size=5) == (False, 100)
+    item = store.get(PK, DEST)
+    assert (item["expires_at"], item["ratio"], item["due"]) == (9_999, 0.25, 100)
+
+
+def test_a_verdict_writes_every_field_and_only_adds_missing_evidence(store):
+    observe(store, s_size=5)
+    verdict = Verdict(Status.COMPLETED, verified_by="size", latency_ms=4_000, missed_rpo=True)
+    written = store.write_verdict(
+        PK, DEST, verdict, pair=PAIR, now_ms=NOW_MS, retention_s=60, evidence={"s_size": 6, "r_size": 5}
+    )
+    assert written is True
+    item = store.get(PK, DEST)
+    assert {k: item[k] for k in ("status", "verified_by", "latency_ms", "missed_rpo", "decided_at")} == {
+        "status": "COMPLETED",
+        "verified_by": "size",
+        "latency_ms": 4_000,
+        "missed_rpo": True,
+        "decided_at": NOW_MS,
+    }
+    assert item["expires_at"] == 1_700_000_000 + 60
+    assert (item["s_size"], item["r_size"]) == (5, 5)  # evidence never replaces what the item holds
+    assert "fail_pair" not in item
+
+
+def test_a_verdict_must_be_final():
+    with pytest.raises(ValueError, match=r"^write_verdict takes final statuses; use mark_overdue$"):
+        Store(None, "t").write_verdict(PK, DEST, Verdict(Status.OVERDUE), pair=PAIR, now_ms=1, retention_s=1)
+
+
+def test_an_overdue_item_missed_its_rpo_and_is_found_on_the_overdue_index(store):
+    observe(store, s_size=5)
+    assert store.mark_overdue(PK, DEST, pair=PAIR, now_ms=2_000) is True
+    item = store.get(PK, DEST)
+    assert (item["status"], item["missed_rpo"], item["ovd_pair"], item["ovd_since"]) == ("OVERDUE", True, PAIR, 2_000)
+    oldest = store.oldest_overdue(PAIR)
+    assert (oldest["pk"], oldest["dest"]) == (PK, DEST)
+
+
+def test_numbers_come_back_as_int_when_whole_and_float_otherwise():
+    plain = from_image({"whole": {"N": "3"}, "part": {"N": "1.5"}, "text": {"S": "x"}})
+    assert plain == {"whole": 3, "part": 1.5, "text": "x"}
+    assert type(plain["whole"]) is int and type(plain["part"]) is float
+
+
+def test_an_expression_name_is_given_once_per_attribute():
+    update = _Update()
+    first = update.name("s_time")
+    assert update.names == {first: "s_time"}
+    assert update.name("s_time") == first
+
+
+class RecordingTable:
+    """A DynamoDB client that records what it is asked and finds nothing."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict]] = []
+
+    def get_item(self, **kwargs):
+        self.calls.append(("get_item", kwargs))
+        return {}
+
+    def batch_get_item(self, RequestItems):
+        self.calls.append(("batch_get_item", RequestItems))
+        return {}  # no Responses at all: nothing found, nothing left
+
+    def query(self, **kwargs):
+        self.calls.append(("query", kwargs))
+        return {"Items": []}
+
+
+def test_get_is_a_consistent_read():
+    table = RecordingTable()
+    assert Store(table, "t").get(PK, DEST) is None
+    assert table.calls == [
+        ("get_item", {"TableName": "t", "Key": {"pk": {"S": PK}, "dest": {"S": DEST}}, "ConsistentRead": True})
+    ]
+
+
+def test_existing_reads_keys_only_and_eventually_consistent():
+    table = RecordingTable()
+    assert Store(table, "t").existing([(PK, DEST)]) == set()
+    assert table.calls == [
+        (
+            "batch_get_item",
+            {
+                "t": {
+                    "Keys": [{"pk": {"S": PK}, "dest": {"S": DEST}}],
+                    "ConsistentRead": False,
+                    "ProjectionExpression": "#p0, #p1",
+                    "ExpressionAttributeNames": {"#p0": "pk", "#p1": "dest"},
+                }
+            },
+        )
+    ]
+
+
+def test_bookkeeping_reads_are_consistent_and_whole():
+    table = RecordingTable()
+    assert Store(table, "t").bookkeeping("__heartbeat__", ["b1"]) == {}
+    ((_, request),) = table.calls
+    assert request == {"t": {"Keys": [{"pk": {"S": "__heartbeat__"}, "dest": {"S": "b1"}}], "ConsistentRead": True}}
+
+
+def test_the_oldest_overdue_item_is_one_item_of_one_query_oldest_first():
+    table = RecordingTable()
+    assert Store(table, "t", "Overdue").oldest_overdue(PAIR) is None
+    assert table.calls == [
+        (
+            "query",
+            {
+                "TableName": "t",
+                "IndexName": "Overdue",
+                "KeyConditionExpression": "ovd_pair = :p",
+                "ExpressionAttributeValues": {":p": {"S": PAIR}},
+                "ScanIndexForward": True,
+                "Limit": 1,
+            },
+        )
+    ]
+
+
+def test_the_oldest_overdue_item_is_the_one_overdue_longest(store):
+    for pk, since in (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000)):
+        store.record_observation(pk, DEST, now_ms=1_000, due_s=1, expires_s=9_999, fields={"s_size": 1})
+        store.mark_overdue(pk, DEST, pair=PAIR, now_ms=since)
+    assert store.oldest_overdue(PAIR)["pk"] == "v1#a"
+
+
+def test_bookkeeping_items_come_back_by_name():
+    class Found:
+        def batch_get_item(self, RequestItems):
+            ((table, spec),) = RequestItems.items()
+            items = [{**key, "last": {"N": "7"}} for key in spec["Keys"]]
+            return {"Responses": {table: items}}
+
+    found = Store(Found(), "t").bookkeeping("__heartbeat__", ["b1", "b2"])
+    assert found == {
+        "b1": {"pk": "__heartbeat__", "dest": "b1", "last": 7},
+        "b2": {"pk": "__heartbeat__", "dest": "b2", "last": 7},
+    }
+
+
+def test_the_pause_before_each_retry_doubles(monkeypatch):
+    class Throttled:
+        def batch_get_item(self, RequestItems):
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+
+    monkeypatch.setattr("crrmon.store.random.uniform", lambda low, high: high)
+    pauses: list[float] = []
+    with pytest.raises(RuntimeError):
+        Store(Throttled(), "t", sleep=pauses.append).existing([(PK, DEST)])
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
