@@ -3,47 +3,13 @@ ask DynamoDB for. Written to kill the mutants `make mutate MODULES=store` found 
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from crrmon.model import Status
 from crrmon.store import Store, Verdict, _Update, from_image
 
 PK, DEST, PAIR = "v1#reports/q3.csv", "dst-usw2", "src>dst"
 NOW_MS = 1_700_000_000_500  # an epoch in ms with a half second: // 1000 and / 1000 differ
-
-
-@pytest.fixture
-def ddb(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "dest", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": kind}
-                for name, kind in (("pk", "S"), ("dest", "S"), ("ovd_pair", "S"), ("ovd_since", "N"))
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "Overdue",
-                    "KeySchema": [
-                        {"AttributeName": "ovd_pair", "KeyType": "HASH"},
-                        {"AttributeName": "ovd_since", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
 
 
 @pytest.fixture
@@ -180,9 +146,10 @@ def test_the_oldest_overdue_item_is_one_item_of_one_query_oldest_first():
 
 
 def test_the_oldest_overdue_item_is_the_one_overdue_longest(store):
-    for pk, since in (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000)):
-        store.record_observation(pk, DEST, now_ms=1_000, due_s=1, expires_s=9_999, fields={"s_size": 1})
-        store.mark_overdue(pk, DEST, pair=PAIR, now_ms=since)
+    # The template's Overdue index sorts a pair's items by first_seen: the longest-waiting comes first.
+    for pk, seen in (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000)):
+        store.record_observation(pk, DEST, now_ms=seen, due_s=1, expires_s=9_999, fields={"s_size": 1})
+        store.mark_overdue(pk, DEST, pair=PAIR, now_ms=5_000)
     assert store.oldest_overdue(PAIR)["pk"] == "v1#a"
 
 

@@ -7,9 +7,7 @@ checked here against DynamoDB's own evaluation of the expressions, not against a
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from crrmon.model import Status
 from crrmon.store import Store, Verdict
@@ -18,25 +16,8 @@ PK, DEST = "v1#reports/q3.csv", "dst-usw2"
 
 
 @pytest.fixture
-def store(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "dest", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "dest", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield Store(ddb, "t")
+def store(ddb):  # tests/unit/conftest.py: the template's table on moto
+    return Store(ddb, "t")
 
 
 def observe(store: Store, **fields) -> tuple[bool, int]:
