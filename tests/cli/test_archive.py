@@ -38,7 +38,7 @@ def _all_pages(cli, *argv: str) -> tuple[list[str], int, dict]:
 
 
 def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
-    """Within the retention window the sparse Failed index answers: a Query per pair, never a Scan."""
+    """Within the retention window the sparse Failed index answers: a Query per shard of each pair, never a Scan."""
     _five_failures(world)
     fail(world, "bad/eu", dest=DST2, reason="DstBucketNotFound")
     _, answer = cli.json("failed", "--since", "2s")  # bad/i failed at i+1 s, bad/eu with bad/4
