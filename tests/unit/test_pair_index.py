@@ -66,6 +66,15 @@ def test_bounds_hold_with_a_cursor(indexed):
         assert read(indexed, newest_first=True, low=1_000, high=4_000, after=after) == everything[n + 1 :]
 
 
+def test_an_empty_range_asks_nothing(indexed):
+    class Refusing:
+        def query(self, **_):
+            raise AssertionError("a Query with BETWEEN low > high: DynamoDB refuses it")
+
+    assert read(Refusing(), low=2_000, high=1_999) == []
+    assert read(indexed, low=2_000, high=2_000) == [r for r in read(indexed) if seen(r) == 2_000] != []
+
+
 def test_a_cursor_of_another_pair_or_index_is_refused_at_once(indexed):
     other = {
         "pk": {"S": "v99#other"},

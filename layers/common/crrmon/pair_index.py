@@ -92,6 +92,15 @@ class _Shard:
     done: bool = False
     taken: int = 0
 
+    def __post_init__(self) -> None:
+        self.bound(self.low, self.high)
+
+    def bound(self, low: int | None, high: int | None) -> None:
+        """Read only range values from `low` to `high` (inclusive); none at all when low > high (a Query
+        with such a BETWEEN is refused)."""
+        self.low, self.high = low, high
+        self.done = low is not None and high is not None and low > high
+
 
 def items(
     dynamodb,
@@ -193,11 +202,10 @@ def _resume(shard: _Shard, at: int, edge: int, after: dict[str, Any], newest_fir
     took_edge = shard.position < at  # the merge took this shard's items at `edge` too
     if newest_first:
         bound = edge - 1 if took_edge else edge
-        shard.high = bound if shard.high is None else min(shard.high, bound)
+        shard.bound(shard.low, bound if shard.high is None else min(shard.high, bound))
     else:
         bound = edge + 1 if took_edge else edge
-        shard.low = bound if shard.low is None else max(shard.low, bound)
-    shard.done = shard.low is not None and shard.high is not None and shard.low > shard.high
+        shard.bound(bound if shard.low is None else max(shard.low, bound), shard.high)
 
 
 def count(dynamodb, *, table: str, index: str, keys: PairIndex, pair: str) -> int:
