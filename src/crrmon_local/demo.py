@@ -372,7 +372,10 @@ class Tally:
                 ident = (image["pk"]["S"], image["dest"]["S"])
                 status = self.status[ident] = image["status"]["S"]
                 if status == "OVERDUE":
-                    pair = image.get("ovd_pair", {}).get("S", "unknown")
+                    from crrmon.pair_index import OVERDUE, pair_of
+
+                    # The index key value carries a shard ("<pair>#<n>"): the pair is what is shown.
+                    pair = pair_of(image.get(OVERDUE.hash_attribute, {}).get("S", "unknown"))
                     self.overdue[ident] = (pair, int(image["first_seen"]["N"]))
                     self.ever_overdue[pair].add(ident)
                 else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from moto.athena.models import QueryResults, athena_backends
 
-from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail
+from crrmon.store import make_pk
+
+from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, index_before_sharding, store
 
 
 def test_failed_empty(world, cli):
@@ -36,7 +38,7 @@ def _all_pages(cli, *argv: str) -> tuple[list[str], int, dict]:
 
 
 def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
-    """Within the retention window the sparse Failed index answers: a Query per pair, never a Scan."""
+    """Within the retention window the sparse Failed index answers: a Query per shard of each pair, never a Scan."""
     _five_failures(world)
     fail(world, "bad/eu", dest=DST2, reason="DstBucketNotFound")
     _, answer = cli.json("failed", "--since", "2s")  # bad/i failed at i+1 s, bad/eu with bad/4
@@ -57,6 +59,18 @@ def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
     _, answer = cli.json("failed", "--pair", f"{SRC}>{DST2}")
     assert [r["key"] for r in answer["items"]] == ["bad/eu"]
     assert cli("failed", "--older-than", "1h") == 0  # all failed seconds ago
+
+
+def test_failed_lists_failures_indexed_before_sharding_with_the_others(world, cli):
+    old = fail(world, "bad/before-upgrade")
+    index_before_sharding(make_pk(old["version_id"], "bad/before-upgrade"), DST, "fail_pair", f"{SRC}>{DST}")
+    for i in range(3):
+        world.clock.advance(1)
+        fail(world, f"bad/{i}")
+    assert store().get(make_pk(old["version_id"], "bad/before-upgrade"), DST)["fail_pair"] == f"{SRC}>{DST}"
+    keys, _, answer = _all_pages(cli, "--from", "table", "--pair", f"{SRC}>{DST}")
+    assert keys == ["bad/2", "bad/1", "bad/0", "bad/before-upgrade"]  # newest first over shards and the bare pair
+    assert answer["items"][-1]["pair"] == f"{SRC}>{DST}"
 
 
 def test_failed_lists_failures_from_the_archive_with_paging(world, cli):
