@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from datetime import UTC, datetime
+
 from moto.athena.models import QueryResults, athena_backends
 
+from crrmon.publish import pack_records
 from crrmon.store import make_pk
 
 from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, index_before_sharding, store
@@ -112,6 +117,35 @@ def test_stats_from_the_archive(world, cli):
     assert eu["completed"] == 4 and eu["failed"] == 0
     assert west["p50_ms"] == 4000 and west["p90_ms"] == 8000 and west["max_ms"] == 8000 and west["max"] == "8s"
     assert cli("stats") == 1 and "P50" in cli.out
+
+
+def test_stats_read_archive_objects_of_every_form_once_per_record_id(world, cli):
+    """Gzip members (one per Firehose record, as the monitor sends them), a Firehose-compressed object of
+    plain lines, and an object holding both (written during a stack update): each line counted once."""
+    world.replicated("ok/members", after_s=2)  # through the pipeline and moto's Firehose: gzip members
+    now = datetime.fromtimestamp(world.clock(), UTC)
+    at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def line(n: int, status: str = "COMPLETED") -> dict:
+        return {
+            "record_id": f"r{n}",
+            "source_bucket": SRC,
+            "destination_bucket": DST,
+            "key": f"old/{n}",
+            "status": status,
+            "missed_rpo": False,
+            "latency_ms": 1000,
+            "detected_at": at,
+        }
+
+    plain = b"".join((json.dumps(line(n)) + "\n").encode() for n in (1, 2))
+    prefix = f"records/year={now:%Y}/month={now:%m}/day={now:%d}/"
+    world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "firehose-gzip.gz", Body=gzip.compress(plain))
+    mixed = plain + b"".join(pack_records([line(3, "FAILED"), line(2)]))  # r1, r2 again: copies of one verdict
+    world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "mixed.json.gz", Body=mixed)
+    code, answer = cli.json("stats", "--since", "1h")
+    row = {r["pair"]: r for r in answer["items"]}[f"{SRC}>{DST}"]
+    assert code == 1 and row["objects"] == 4 and row["completed"] == 3 and row["failed"] == 1
 
 
 def test_stats_empty(world, cli):

@@ -17,7 +17,7 @@ from crrmon.evidence import Evidence, RateLimiter
 from crrmon.ingest import CONTAINER_HEARTBEATS
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
-from crrmon.publish import Publisher
+from crrmon.publish import Publisher, read_archive
 from crrmon.store import HEARTBEAT_PK
 from crrmon.sweep import CANARY_KEY, Sweeper
 from crrmon.timers import Timer
@@ -234,7 +234,7 @@ class ArchiveFake:
         self.lines = 0
 
     def put_record_batch(self, DeliveryStreamName, Records):
-        self.lines += sum(r["Data"].count(b"\n") for r in Records)
+        self.lines += sum(len(read_archive(r["Data"])) for r in Records)
         return {"FailedPutCount": 0}
 
 
