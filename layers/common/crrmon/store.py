@@ -294,6 +294,11 @@ class Store:
         )
         return [from_image(item) for item in answer.get("Items", [])]
 
+    def items_for(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The items of these (pk, dest) keys that exist: BatchGetItem, 100 keys a request, eventually
+        consistent (as `items_of`, and for the same reason)."""
+        return self._batch_get(keys, consistent=False)
+
     def get(self, pk: str, dest: str) -> dict[str, Any] | None:
         answer = self.dynamodb.get_item(
             TableName=self.table_name, Key={"pk": {"S": pk}, "dest": {"S": dest}}, ConsistentRead=True
