@@ -18,8 +18,9 @@ from crrmon.ingest import CONTAINER_HEARTBEATS
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
 from crrmon.publish import Publisher, read_archive
+from crrmon.schedule import CANARY_KEY
 from crrmon.store import HEARTBEAT_PK
-from crrmon.sweep import CANARY_KEY, Sweeper
+from crrmon.sweep import Sweeper
 from crrmon.timers import Timer
 from crrmon.topology import Rule, Topology, TopologyCache
 
@@ -158,6 +159,9 @@ class TableFake:
     def items_of(self, pk):
         item = self.items.get(pk)
         return [dict(item)] if item else []
+
+    def items_for(self, keys):
+        return [dict(self.items[pk]) for pk, _dest in keys if pk in self.items]
 
     def get(self, pk, dest):
         return dict(self.items[pk]) if pk in self.items else None

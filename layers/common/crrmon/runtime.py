@@ -18,7 +18,7 @@ from botocore.config import Config as BotoConfig
 
 from crrmon.accounts import BucketClients
 from crrmon.config import Config
-from crrmon.evidence import Evidence, RateLimiter
+from crrmon.evidence import Evidence, SharedBudget
 from crrmon.ingest import Ingest
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
@@ -169,7 +169,7 @@ def evidence(function: str = "", *, other_accounts: bool = True) -> Evidence:
         )
     return Evidence(
         client("s3"),
-        RateLimiter(cfg.head_requests_per_second),
+        SharedBudget(store(), cfg.head_requests_per_second),
         checksum=cfg.verify_mode == "checksum",
         clients=clients,
     )

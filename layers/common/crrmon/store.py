@@ -25,6 +25,7 @@ from crrmon.pair_index import FAILED, OVERDUE
 LEASE_PK = "__lease__"
 HEARTBEAT_PK = "__heartbeat__"  # sort key: a watched bucket; `last` = epoch s an event about it last arrived
 CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the last canary, `versions` to clean
+BUDGET_PK = "__budget__"  # sort key: a bucket; `tat` = epoch ms its HEAD budget is spent until (crrmon.evidence)
 RECONCILE_PK = "__reconcile__"  # sort key: a source bucket; where its listing pass stands (crrmon.reconcile)
 FAILED_INDEX = (
     "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range): crrmon.pair_index
@@ -300,6 +301,11 @@ class Store:
         )
         return [from_image(item) for item in answer.get("Items", [])]
 
+    def items_for(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The items of these (pk, dest) keys that exist: BatchGetItem, 100 keys a request, eventually
+        consistent (as `items_of`, and for the same reason)."""
+        return self._batch_get(keys, consistent=False)
+
     def get(self, pk: str, dest: str) -> dict[str, Any] | None:
         answer = self.dynamodb.get_item(
             TableName=self.table_name, Key={"pk": {"S": pk}, "dest": {"S": dest}}, ConsistentRead=True
@@ -408,6 +414,34 @@ class Store:
             if request:
                 raise RuntimeError(f"BatchGetItem left {len(request[self.table_name]['Keys'])} keys unprocessed")
         return found
+
+    def take_budget(self, name: str, *, now_ms: int, cost_ms: int, window_ms: int) -> bool:
+        """Take `cost_ms` of a shared rate budget (GCRA: the item holds the time `tat` until which the budget
+        is spent; a request fits while `tat` stays within `window_ms` of now). Conditional UpdateItems only,
+        never a read: one write when the budget is idle, two when it is in use. False: the budget is spent."""
+        expires_s = now_ms // 1000 + 86400
+        idle = _Update()
+        idle.set("tat", now_ms + cost_ms)
+        idle.set("expires_at", expires_s)
+        tat = idle.name("tat")
+        if self._conditional(BUDGET_PK, name, idle, f"attribute_not_exists({tat}) OR {tat} <= {idle.value(now_ms)}"):
+            return True
+        busy = _Update()
+        tat = busy.name("tat")
+        busy.sets.append(f"{tat} = {tat} + {busy.value(cost_ms)}")
+        busy.set("expires_at", expires_s)
+        condition = f"{tat} > {busy.value(now_ms)} AND {tat} <= {busy.value(now_ms + window_ms - cost_ms)}"
+        return self._conditional(BUDGET_PK, name, busy, condition)
+
+    def hold_budget(self, name: str, *, until_ms: int, window_ms: int) -> None:
+        """Nobody takes from the budget before `until_ms` (S3 asked to slow down): the budget is spent a
+        whole window beyond it. A later hold stays."""
+        update = _Update()
+        update.set("tat", until_ms + window_ms)
+        update.set("expires_at", until_ms // 1000 + 86400)
+        tat = update.name("tat")
+        condition = f"attribute_not_exists({tat}) OR {tat} < {update.value(until_ms + window_ms)}"
+        self._conditional(BUDGET_PK, name, update, condition)
 
     def record_canary(self, bucket: str, entry: str, *, now_s: int) -> None:
         """A canary version was written: remember when, and `entry` ("<epoch s>:<version id>") to clean up."""
