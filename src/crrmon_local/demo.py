@@ -55,12 +55,10 @@ TAG = {"replicate": "yes"}
 FAILURE_REASONS = ("DstPutObjectNotPermitted", "DstKmsKeyNotFound", "SrcGetObjectNotPermitted", "DstBucketNotFound")
 REPLICATION_METRICS = {"Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}}
 FORWARDER = "crrmon-forwarder"
-# RPO classes (the stack's RpoClasses): versions of 2 KB and more (the multipart uploads) have 12 s, the
-# workload's second hundred keys 10 s (a multipart upload among them is "large": the first match wins);
-# the rest keep --rpo. Longer than --rpo, not shorter: the emulator stamps a replica with the moment it
-# was due, so on a starved machine its write can trail its stamp, and a deadline just after it would
-# find it missing.
-RPO_CLASSES = "large:min=2KB,rpo=12;bulk:prefix=data/001/,rpo=10"
+# RPO classes (the stack's RpoClasses): the workload's keys under data/001/ have an RPO of 5 s, versions of
+# 2 KB and more (the multipart uploads) 6 s, the rest --rpo. A multipart upload under data/001/ is
+# "critical": the first class that matches wins.
+RPO_CLASSES = "critical:prefix=data/001/,rpo=5;multipart:min=2KB,rpo=6"
 VERDICTS = ("COMPLETED", "FAILED", "MISMATCH", "SOURCE_DELETED", "NOT_IN_SCOPE", "EXPIRED", "NONE")
 
 
