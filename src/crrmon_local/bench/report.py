@@ -469,6 +469,7 @@ def render(
     machine: str,
     quick: bool,
     reconcile: dict[str, ReconcileRun] | None = None,
+    scale: tuple[list, float] | None = None,
 ) -> str:
     import crrmon.ingest as ingest_module
 
@@ -484,7 +485,7 @@ def render(
     w(
         "Machines are shared and noisy: figures are medians over repeated runs (interquartile range beside "
         "them), compared as ratios with a baseline measured in the same run. No AWS account is used: AWS is "
-        "answered at botocore's HTTP layer (1, 2, 4, 7), by moto (3) or by stubbed clients (5). "
+        "answered at botocore's HTTP layer (1, 2, 4, 7), by moto (3) or by stubbed clients (5, 8). "
         "How to reproduce and read these: `docs/performance.md`."
     )
     w("")
@@ -966,6 +967,12 @@ def render(
                 f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.3f}x; {_ok(be <= 256 * KIB)} |"
             )
     summary.extend(reconcile_summary)
+    if scale:
+        from crrmon_local.bench import scale_report
+
+        section, scale_summary = scale_report.scale_section(*scale)
+        out.extend(section)
+        summary.extend(scale_summary)
     summary.append("")
     out[summary_at:summary_at] = summary
     return "\n".join(out) + "\n"

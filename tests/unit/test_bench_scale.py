@@ -1,0 +1,113 @@
+"""The scale simulation's quota arithmetic and its DynamoDB stub (src/crrmon_local/bench/quotas.py, scale.py).
+
+No timing: these check the meters' arithmetic, that a known overload of one partition key is refused
+the way DynamoDB refuses it, and that the stub applies the store's conditions as DynamoDB does.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from botocore.exceptions import ClientError
+
+from crrmon.store import Store, make_pk
+from crrmon_local.bench import quotas, scale
+
+OVERDUE = scale.Index("Overdue", "ovd_pair", "first_seen", ("src", "due"))
+
+
+def test_partition_meter_admits_1000_write_units_a_second_and_refuses_the_excess():
+    meter = quotas.WindowMeter(quotas.PARTITION_WRITE_UNITS_S, window_s=10)
+    refused = [meter.add("pair", 100, second + i / 10) for second in range(20) for i in range(10)]
+    assert max(refused) == 0  # exactly 1,000 units a second
+    assert meter.peak["pair"] == pytest.approx(1000)
+
+    hot = quotas.WindowMeter(quotas.PARTITION_WRITE_UNITS_S, window_s=10)
+    shares = [hot.add("pair", 200, second + i / 10) for second in range(30) for i in range(10)]
+    # 2,000 offered a second: once the window is full, half of what is offered is refused.
+    assert shares[-1] == pytest.approx(0.5, abs=0.01)
+    assert hot.peak["pair"] == pytest.approx(2000, rel=0.01)
+    assert hot.refused["pair"] == pytest.approx(sum(200 * share for share in shares))
+
+
+def test_window_meter_keeps_keys_apart():
+    meter = quotas.WindowMeter(1000, window_s=1)
+    assert meter.add("a", 1500, 0.5) > 0
+    assert meter.add("b", 900, 0.5) == 0
+    assert meter.hottest()[0] == "a"
+
+
+def test_lambda_seconds_stretches_cpu_to_the_memory_share_and_adds_the_waits():
+    assert quotas.vcpu_share(1769) == 1.0
+    assert quotas.vcpu_share(256) == pytest.approx(0.1447, abs=1e-3)
+    assert quotas.vcpu_share(4096) == 1.0  # one thread under the GIL uses one vCPU at most
+    assert quotas.lambda_seconds(0.010, 0.020, 1769) == pytest.approx(0.030)
+    assert quotas.lambda_seconds(0.010, 0.020, 256) == pytest.approx(0.010 * 1769 / 256 + 0.020)
+    assert quotas.critical_round_trips(1, 10, 10) == 2  # ingest: ten UpdateItems overlapped, then the timers
+    assert quotas.critical_round_trips(10, 0, 10) == 10  # sequential checks
+
+
+def test_binding_is_the_quota_nearest_its_limit():
+    uses = [quotas.Use("a", 50, 100, ""), quotas.Use("b", 3, 2, ""), quotas.Use("c", 900, 1000, "")]
+    assert quotas.binding(uses).quota == "b"
+
+
+def _store(weight: float, refuse: bool = True):
+    world = scale.World(weight, random.Random(1), scale.quota_table())
+    world.rng.random = (lambda: 0.0) if refuse else (lambda: 1.0)  # refuse whenever a share is refused
+    records: list[dict] = []
+    dynamo = scale.DynamoStub(world, scale.CallLog(), [OVERDUE], records.append)
+    return Store(dynamo, "t", sleep=lambda _s: None), world, dynamo, records
+
+
+def _pending(store: Store, i: int, now_ms: int) -> str:
+    pk = make_pk(f"v{i}", f"k/{i}")
+    fields = {"src": "src", "s_size": 10, "s_etag": "e", "s_time": now_ms}
+    store.record_observation(pk, "dst", now_ms=now_ms, due_s=now_ms // 1000 + 900, expires_s=10**10, fields=fields)
+    return pk
+
+
+def test_a_hot_overdue_key_is_throttled_and_a_cool_one_is_not():
+    # Each sampled OVERDUE write stands for `weight` writes to the one index key "src>dst".
+    store, world, _, _ = _store(weight=500)
+    pks = [_pending(store, i, 1_000) for i in range(40)]
+    world.now = 5.0
+    with pytest.raises(ClientError) as raised:
+        for pk in pks:  # 40 x 500 = 20,000 index writes in a second, 2,000/s over the 10 s window
+            store.mark_overdue(pk, "dst", pair="src>dst", now_ms=5_000)
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert world.throttles["DynamoDB UpdateItem"] > 0
+    assert world.partition_w.hottest()[0] == "Overdue src>dst"
+
+    cool, cool_world, _, _ = _store(weight=5)
+    pks = [_pending(cool, i, 1_000) for i in range(40)]
+    cool_world.now = 5.0
+    assert all(cool.mark_overdue(pk, "dst", pair="src>dst", now_ms=5_000) for pk in pks)
+    assert not cool_world.throttles
+
+
+def test_the_stub_applies_the_stores_conditions_and_emits_stream_records():
+    store, _, dynamo, records = _store(weight=1, refuse=False)
+    pk = _pending(store, 1, 1_000_000)
+    assert [r["eventName"] for r in records] == ["INSERT"]
+    # A replica after the deadline is not completed in one write (the condition on `due` fails) ...
+    late = dict(size=10, etag="e", replica_time_ms=(1_000 + 901) * 1000, now_ms=1_901_000, expires_s=10**10)
+    assert not store.record_matching_replica(pk, "dst", fields={"r_size": 10}, **late)
+    # ... one on time is, with the latency computed from the stored source time.
+    on_time = dict(size=10, etag="e", replica_time_ms=1_004_000, now_ms=1_005_000, expires_s=10**10)
+    assert store.record_matching_replica(pk, "dst", fields={"r_size": 10}, **on_time)
+    item = store.get(pk, "dst")
+    assert item["status"] == "COMPLETED" and item["latency_ms"] == 4_000
+    assert records[-1]["eventName"] == "MODIFY" and "OldImage" in records[-1]["dynamodb"]
+    # A final verdict is written once.
+    from crrmon.model import Status
+    from crrmon.store import Verdict
+
+    assert not store.write_verdict(pk, "dst", Verdict(Status.FAILED), pair="src>dst", now_ms=2, retention_s=1)
+    assert dynamo.items[(pk, "dst")]["status"]["S"] == "COMPLETED"
+
+
+def test_an_expression_the_interpreter_does_not_know_is_an_error_not_a_guess():
+    with pytest.raises(scale.Unsupported):
+        scale.apply_update("SET a = size(b)", {}, {}, {})
