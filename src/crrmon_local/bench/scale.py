@@ -66,6 +66,11 @@ RPO = 900
 VISIBILITY_S = 360  # both queues' VisibilityTimeout in template.yaml
 MAX_RECEIVES = 5  # both queues' maxReceiveCount
 STREAM_RETRIES = 10  # the stream mappings' MaximumRetryAttempts
+# Batch APIs: called once per batch whatever its size; every other call is taken as made per message when a
+# sampled batch is extrapolated to a full one.
+BATCH_OPS = frozenset(
+    {"sqs.SendMessageBatch", "firehose.PutRecordBatch", "sns.Publish", "dynamodb.BatchGetItem", "dynamodb.BatchWriteItem"}
+)
 HOLD_S = 5  # sampled messages served in a second wait up to this long to be run in fuller batches
 POOL_WIDTH = 10  # calls made on worker threads overlap this many at a time (ingest's pool)
 # Round trip per AWS call, seconds (same region unless named): assumptions, stated in the report.
@@ -342,8 +347,8 @@ class World:
         self.weight = weight
         self.rng = rng
         self.quota = quota
-        # A window long enough that one sampled write is at most a third of a partition's second.
-        window = max(10, math.ceil(3 * weight / quota["partition_wcu"]))
+        # A window long enough that one sampled write is at most a tenth of a partition's second.
+        window = max(10, math.ceil(10 * weight / quota["partition_wcu"]))
         self.partition_w = quotas.WindowMeter(quota["partition_wcu"], window_s=window)
         self.partition_r = quotas.WindowMeter(quota["partition_rcu"], window_s=window)
         # Quotas on a whole table, stream, prefix or account see the sample's Poisson noise; a minute's
@@ -400,7 +405,7 @@ class CallLog:
         """Time a batch waits for AWS: calls on the calling thread one after the other, calls on worker
         threads overlapped POOL_WIDTH at a time at the slowest of their latencies
         (quotas.critical_round_trips). `scale` extrapolates a sampled batch to a full one: an operation
-        seen more than once in some batch of the function (`per_message`) is scaled, any other counted once."""
+        not a batch API (`per_message`, see BATCH_OPS) is scaled, a batch API counted as made."""
         caller_wait, worker_calls, worker_latency = 0.0, 0.0, 0.0
         for (name, on_caller), n in self.calls.items():
             n_full = n * scale if name in per_message else n
@@ -949,7 +954,6 @@ class Simulation:
         )
         self.stats = {name: FunctionStats() for name in ("ingest", "matcher", "sweeper")}
         self.duration = {"ingest": 0.05, "matcher": 0.05, "sweeper": 0.05}  # seconds per full batch, as measured
-        self.per_message: dict[str, set[str]] = {name: set() for name in ("ingest", "matcher", "sweeper")}
         self.recent = {name: deque(maxlen=50) for name in ("ingest", "matcher", "sweeper")}  # full-batch durations
         self.held: dict[str, list] = {name: [] for name in ("ingest", "matcher", "sweeper")}
         self.held_since: dict[str, float] = {name: 0.0 for name in ("ingest", "matcher", "sweeper")}
@@ -1059,8 +1063,7 @@ class Simulation:
         self.botocore.measure(self.log.requests)
         full = self.batch[function]
         scale = full / max(1, size)
-        per_message = self.per_message[function]
-        per_message.update(op for op, n in self.log.ops.items() if n > 1)
+        per_message = {op for op in self.log.ops if op not in BATCH_OPS}
         full_ops: Counter[str] = Counter()
         for op, n in self.log.ops.items():
             full_ops[op] = n * scale if op in per_message else n
