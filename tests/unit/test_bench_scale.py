@@ -53,11 +53,11 @@ def test_binding_is_the_quota_nearest_its_limit():
     assert quotas.binding(uses).quota == "b"
 
 
-def _store(weight: float, refuse: bool = True):
+def _store(weight: float, refuse: bool = True, indexes: list[scale.Index] | None = None):
     world = scale.World(weight, random.Random(1), scale.quota_table())
     world.rng.random = (lambda: 0.0) if refuse else (lambda: 1.0)  # refuse whenever a share is refused
     records: list[dict] = []
-    dynamo = scale.DynamoStub(world, scale.CallLog(), [OVERDUE], records.append)
+    dynamo = scale.DynamoStub(world, scale.CallLog(), indexes or [OVERDUE], records.append)
     return Store(dynamo, "t", sleep=lambda _s: None), world, dynamo, records
 
 
@@ -68,23 +68,54 @@ def _pending(store: Store, i: int, now_ms: int) -> str:
     return pk
 
 
-def test_a_hot_overdue_key_is_throttled_and_a_cool_one_is_not():
-    # Each sampled OVERDUE write stands for `weight` writes to the one index key "src>dst".
-    store, world, _, _ = _store(weight=500)
-    pks = [_pending(store, i, 1_000) for i in range(40)]
+def _mark(dynamo: scale.DynamoStub, pk: str, group: str) -> None:
+    """An UpdateItem as boto3 takes it, putting the item under index key value `group`."""
+    dynamo.update_item(
+        TableName="t",
+        Key={"pk": {"S": pk}, "dest": {"S": "dst"}},
+        UpdateExpression="SET #g = :g, #f = :f",
+        ExpressionAttributeNames={"#g": "grp", "#f": "first_seen"},
+        ExpressionAttributeValues={":g": {"S": group}, ":f": {"N": "1"}},
+    )
+
+
+HOT = scale.Index("Hot", "grp", "first_seen", ())
+
+
+def test_one_index_key_past_1000_write_units_a_second_is_throttled():
+    # Each sampled write stands for `weight` writes; 40 x 500 = 20,000 index writes to one key value in one
+    # second is 2,000 a second over the 10 s window: twice a partition's 1,000.
+    world = scale.World(500, random.Random(1), scale.quota_table())
+    world.rng.random = lambda: 0.0  # refuse whenever a share is refused
+    dynamo = scale.DynamoStub(world, scale.CallLog(), [HOT], lambda _record: None)
     world.now = 5.0
     with pytest.raises(ClientError) as raised:
-        for pk in pks:  # 40 x 500 = 20,000 index writes in a second, 2,000/s over the 10 s window
-            store.mark_overdue(pk, "dst", pair="src>dst", now_ms=5_000)
+        for i in range(40):
+            _mark(dynamo, f"v{i}#k", "same")
     assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
     assert world.throttles["DynamoDB UpdateItem"] > 0
-    assert world.partition_w.hottest()[0] == "Overdue src>dst"
+    assert world.partition_w.hottest() == ("Hot same", pytest.approx(1050))  # refused at the 21st write
 
-    cool, cool_world, _, _ = _store(weight=5)
-    pks = [_pending(cool, i, 1_000) for i in range(40)]
-    cool_world.now = 5.0
-    assert all(cool.mark_overdue(pk, "dst", pair="src>dst", now_ms=5_000) for pk in pks)
-    assert not cool_world.throttles
+    # The same load spread over 40 key values, or a tenth of it on one, is admitted.
+    for weight, groups in ((500, 40), (50, 1)):
+        calm = scale.World(weight, random.Random(1), scale.quota_table())
+        calm.rng.random = lambda: 0.0
+        stub = scale.DynamoStub(calm, scale.CallLog(), [HOT], lambda _record: None)
+        calm.now = 5.0
+        for i in range(40):
+            _mark(stub, f"v{i}#k", f"g{i % groups}")
+        assert not calm.throttles
+
+
+def test_the_overdue_index_spreads_one_pair_over_several_key_values():
+    store, world, _, _ = _store(weight=500, indexes=scale.template_indexes())
+    pks = [_pending(store, i, 1_000) for i in range(40)]
+    world.now = 5.0
+    for pk in pks:
+        store.mark_overdue(pk, "dst", pair="src>dst", now_ms=5_000)
+    overdue_keys = [k for k in world.partition_w.peak if k.startswith("Overdue ")]
+    assert len(overdue_keys) > 1
+    assert not world.throttles
 
 
 def test_the_stub_applies_the_stores_conditions_and_emits_stream_records():

@@ -69,7 +69,13 @@ STREAM_RETRIES = 10  # the stream mappings' MaximumRetryAttempts
 # Batch APIs: called once per batch whatever its size; every other call is taken as made per message when a
 # sampled batch is extrapolated to a full one.
 BATCH_OPS = frozenset(
-    {"sqs.SendMessageBatch", "firehose.PutRecordBatch", "sns.Publish", "dynamodb.BatchGetItem", "dynamodb.BatchWriteItem"}
+    {
+        "sqs.SendMessageBatch",
+        "firehose.PutRecordBatch",
+        "sns.Publish",
+        "dynamodb.BatchGetItem",
+        "dynamodb.BatchWriteItem",
+    }
 )
 HOLD_S = 5  # sampled messages served in a second wait up to this long to be run in fuller batches
 POOL_WIDTH = 10  # calls made on worker threads overlap this many at a time (ingest's pool)
@@ -360,6 +366,8 @@ class World:
         self.firehose_requests = quotas.WindowMeter(quota["firehose_requests"], window_s=wide)
         self.firehose_records = quotas.WindowMeter(quota["firehose_records"], window_s=wide)
         self.s3_heads = quotas.WindowMeter(quotas.S3_HEAD_PER_PREFIX_S, window_s=wide)
+        # The HEAD budget is met by design; a window holding ten sampled HEADs at 20 a second resolves it.
+        self.heads_by_bucket = quotas.WindowMeter(float("inf"), window_s=max(wide, math.ceil(10 * weight / 20)))
         self.sns = quotas.WindowMeter(quotas.SNS_PUBLISH_S, window_s=wide)
         self.windows = (window, wide)
         self.units: Counter[str] = Counter()  # full-scale totals (weighted)
@@ -370,6 +378,8 @@ class World:
         self.gone: set[str] = set()  # pks whose source version was deleted
         self.heartbeat_weight = 1.0  # ingest containers running: each writes heartbeats on its own
         self.batch_weight = weight  # full-size batches the running sampled batch stands for
+        self.budget_lease = 1.0  # HEAD tokens one take of the shared budget gets at full scale
+        self.budget_askers = 1.0  # instances asking the budget
 
     @property
     def epoch(self) -> float:
@@ -388,6 +398,7 @@ class CallLog:
         self.calls: Counter[tuple[str, bool]] = Counter()  # (service.Operation, on the calling thread)
         self.latency: dict[str, float] = {}
         self.ops: Counter[str] = Counter()
+        self.slept = 0.0  # back-off pauses the code took (simulated: they pass no real time)
         self.stub_cpu = 0.0
         self.requests: list[tuple[str, str, dict]] = []
 
@@ -414,7 +425,8 @@ class CallLog:
             else:
                 worker_calls += n_full
                 worker_latency = max(worker_latency, self.latency[name])
-        return caller_wait + quotas.critical_round_trips(0, math.ceil(worker_calls), POOL_WIDTH) * worker_latency
+        overlapped = quotas.critical_round_trips(0, math.ceil(worker_calls), POOL_WIDTH) * worker_latency
+        return caller_wait + overlapped + self.slept
 
 
 def _stubbed(service: str, latency: Callable[[str, dict], float] | float):
@@ -452,13 +464,19 @@ class DynamoStub:
 
     def _write_meter(self, key: tuple[str, str], before: dict | None, after: dict | None, op: str) -> None:
         """Meter one write (a failed condition too: it is billed); raise when a partition refuses it."""
-        from crrmon.store import HEARTBEAT_PK
+        from crrmon.store import BUDGET_PK, HEARTBEAT_PK
 
         world = self.world
         units = cost.write_units(cost.item_size(before), cost.item_size(after))
         pk = key[0]
         shared = self._internal(pk)
-        scale = world.heartbeat_weight if pk == HEARTBEAT_PK else world.weight
+        scale = world.weight
+        if pk == HEARTBEAT_PK:  # once a minute per bucket and container: per running ingest container
+            scale = world.heartbeat_weight
+        elif pk == BUDGET_PK:
+            # The sample's budget hands out one token per take; the fleet's takes a lease of several (and an
+            # instance refused asks again only after a lease's time): scale by tokens, not by takes.
+            scale = world.weight / world.budget_lease * (1 if before != after else world.budget_askers)
         refused = world.table_w.add("table", units * scale, world.now)
         world.units["dynamodb.write_units"] += units * scale
         if shared:
@@ -618,6 +636,7 @@ class S3Stub:
         world = self.world
         prefix = kw["Key"].split("/", 1)[0]
         refused = world.s3_heads.add(f"{kw['Bucket']}/{prefix}", world.weight, world.now)
+        world.heads_by_bucket.add(kw["Bucket"], world.weight, world.now)
         if refused and world.rng.random() < refused:
             world.throttles["S3 HeadObject (SlowDown)"] += world.weight
             raise ClientError({"Error": {"Code": "503", "Message": "Slow Down"}}, "HeadObject")
@@ -870,7 +889,7 @@ class ScaleRun:
 class Simulation:
     def __init__(self, scenario: Scenario, knobs: dict[str, Any], botocore: BotocoreCpu):
         from crrmon.config import Config
-        from crrmon.evidence import Evidence, RateLimiter
+        from crrmon.evidence import Evidence, SharedBudget
         from crrmon.ingest import Heartbeats, Ingest
         from crrmon.match import Matcher
         from crrmon.metrics import Counters
@@ -910,7 +929,6 @@ class Simulation:
         self.archived: set[str] = set()
         self.firehose = FirehoseStub(self.world, self.log, self._on_archived)
         self.sns = SnsStub(self.world, self.log)
-        fleet_head_rate = self.concurrency["sweeper"] * 20.0  # per invocation, HeadRequestsPerSecond default
         self.config = Config(
             table_name=TABLE,
             timer_queue_url=TIMER_QUEUE,
@@ -931,18 +949,29 @@ class Simulation:
         topology_cache = TopologyCache(lambda: topology, max_age=300)
         store = Store(self.dynamo, TABLE, self.config.overdue_index_name, sleep=lambda _s: None)
         publisher = Publisher(
-            firehose=self.firehose, delivery_stream="scale-archive", sns=self.sns, topic_arn=self.config.alert_topic_arn
+            firehose=self.firehose,
+            delivery_stream="scale-archive",
+            sns=self.sns,
+            topic_arn=self.config.alert_topic_arn,
+            clock=lambda: self.world.epoch + self.log.slept,
+            sleep=self._sleep,
         )
         clock = lambda: self.world.epoch  # noqa: E731
-        # HEAD budget: each sampled HEAD stands for `weight` HEADs, so the sampled fleet gets 1/weight of the
-        # fleet's budget (HeadRequestsPerSecond per running sweeper).
-        limiter = RateLimiter(fleet_head_rate / self.weight, clock=clock)
+
+        # The HEAD budget lives in the table and is shared by every instance (HeadRequestsPerSecond per
+        # bucket); each sampled HEAD stands for `weight` HEADs, so the sample gets 1/weight of it.
+        def budget() -> SharedBudget:
+            return SharedBudget(store, self.config.head_requests_per_second / self.weight, clock=clock)
+
+        self.world.budget_lease = SharedBudget(store, self.config.head_requests_per_second).lease
+        self.world.budget_askers = self.concurrency["sweeper"]
+
         self.counters = Counters()
         self.ingest = Ingest(
             self.config,
             store,
             topology_cache,
-            Evidence(self.s3, limiter),
+            Evidence(self.s3, budget()),
             self.sqs,
             self.counters,
             clock,
@@ -950,7 +979,7 @@ class Simulation:
         )
         self.matcher = Matcher(self.config, store, publisher, self.sqs, self.counters, clock)
         self.sweeper = Sweeper(
-            self.config, store, Evidence(self.s3, limiter), topology_cache, publisher, self.sqs, self.counters, clock
+            self.config, store, Evidence(self.s3, budget()), topology_cache, publisher, self.sqs, self.counters, clock
         )
         self.stats = {name: FunctionStats() for name in ("ingest", "matcher", "sweeper")}
         self.duration = {"ingest": 0.05, "matcher": 0.05, "sweeper": 0.05}  # seconds per full batch, as measured
@@ -986,10 +1015,13 @@ class Simulation:
         self.timers.put(body, visible_at, self.weight, pk=pk, sent_at=self.world.now)
 
     def _on_archived(self, records: list[bytes]) -> None:
+        from crrmon.publish import read_archive
+
         for record in records:
-            for line in record.splitlines():
-                if line:
-                    self.archived.add(json.loads(line)["record_id"])
+            self.archived.update(line["record_id"] for line in read_archive(record))
+
+    def _sleep(self, seconds: float) -> None:
+        self.log.slept += seconds
 
     # -- the load
     def generate(self) -> None:
@@ -1058,6 +1090,7 @@ class Simulation:
         cpu0 = time.process_time()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             answer = work()
+            self.world.units["heads_put_off"] += self.counters.total("HeadsPutOff") * self.weight
             self.counters.flush()
         domain_cpu = max(0.0, time.process_time() - cpu0 - self.log.stub_cpu)
         self.botocore.measure(self.log.requests)
@@ -1335,6 +1368,12 @@ class Simulation:
                 "Firehose limit increase",
             ),
             quotas.Use(
+                "HEAD budget per bucket (HeadRequestsPerSecond, shared)",
+                world.heads_by_bucket.hottest()[1],
+                self.config.head_requests_per_second,
+                "HeadRequestsPerSecond (template parameter): checks past the budget are marked OVERDUE and put off",
+            ),
+            quotas.Use(
                 "S3 HEAD per prefix", world.s3_heads.hottest()[1], quotas.S3_HEAD_PER_PREFIX_S, "more key prefixes"
             ),
             quotas.Use("SQS in-flight messages", self.peak_in_flight, quotas.SQS_IN_FLIGHT, "none needed"),
@@ -1446,16 +1485,10 @@ def scenarios(quick: bool) -> list[Scenario]:
             10_000,
             sample,
             ingest_concurrency=200,
-            sweeper_concurrency=150,
-            firehose_bytes_s=10 * quotas.FIREHOSE_BYTES_S,
+            sweeper_concurrency=50,
+            firehose_bytes_s=5 * quotas.FIREHOSE_BYTES_S,
         ),
-        Scenario(
-            "1,000/s, destination outage 30 min, sweeper MaximumConcurrency 10",
-            1_000,
-            sample,
-            outage=(1200.0, 3000.0),
-            sweeper_concurrency=10,
-        ),
+        Scenario("1,000/s, destination outage 30 min", 1_000, sample, outage=(1200.0, 3000.0)),
     ]
 
 
