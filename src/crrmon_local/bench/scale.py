@@ -379,7 +379,6 @@ class World:
         self.heartbeat_weight = 1.0  # ingest containers running: each writes heartbeats on its own
         self.batch_weight = weight  # full-size batches the running sampled batch stands for
         self.budget_lease = 1.0  # HEAD tokens one take of the shared budget gets at full scale
-        self.budget_askers = 1.0  # instances asking the budget
 
     @property
     def epoch(self) -> float:
@@ -474,9 +473,9 @@ class DynamoStub:
         if pk == HEARTBEAT_PK:  # once a minute per bucket and container: per running ingest container
             scale = world.heartbeat_weight
         elif pk == BUDGET_PK:
-            # The sample's budget hands out one token per take; the fleet's takes a lease of several (and an
-            # instance refused asks again only after a lease's time): scale by tokens, not by takes.
-            scale = world.weight / world.budget_lease * (1 if before != after else world.budget_askers)
+            # The sample's budget hands out one token per take, the fleet's a lease of several: scale by
+            # tokens, not by takes (an estimate: docs/performance.md).
+            scale = world.weight / world.budget_lease
         refused = world.table_w.add("table", units * scale, world.now)
         world.units["dynamodb.write_units"] += units * scale
         if shared:
@@ -766,6 +765,18 @@ class BotocoreCpu:
 # ---------------------------------------------------------------- queues at full scale
 
 
+def peak_rate(per_second: Counter[int], window_s: int = 60) -> float:
+    """Highest total over any `window_s` consecutive seconds, per second."""
+    if not per_second:
+        return 0.0
+    best = running = 0.0
+    last = max(per_second)
+    for second in range(min(per_second), last + 1):
+        running += per_second.get(second, 0.0) - per_second.get(second - window_s, 0.0)
+        best = max(best, running)
+    return best / window_s
+
+
 @dataclass(order=True)
 class Message:
     visible_at: float
@@ -789,6 +800,7 @@ class Queue:
         self.peak_age = 0.0
         self.peak_backlog = 0.0
         self.dead = 0.0
+        self.arrivals: Counter[int] = Counter()  # second -> weighted messages becoming visible
 
     def put(self, body: str, visible_at: float, weight: float, *, pk: str = "", receives: int = 0, sent_at=None):
         self.seq += 1
@@ -797,6 +809,11 @@ class Queue:
             Message(visible_at, self.seq, body, weight, receives, visible_at if sent_at is None else sent_at, pk),
         )
         self.backlog += weight
+        self.arrivals[int(visible_at)] += weight
+
+    def peak_rate(self, window_s: int = 60) -> float:
+        """Highest rate of messages becoming visible, over `window_s` seconds."""
+        return peak_rate(self.arrivals, window_s)
 
     def serve(self, now: float, capacity: float) -> list[Message]:
         """Messages visible by `now` that `capacity` (messages this second) covers, oldest first."""
@@ -830,6 +847,7 @@ class Scenario:
     outage: tuple[float, float] | None = None  # destination unreachable between these seconds
     ingest_concurrency: int | None = None  # None: template.yaml's
     sweeper_concurrency: int | None = None
+    matcher_parallelization: int | None = None  # the stream mapping's ParallelizationFactor (template: 1)
     firehose_bytes_s: float = quotas.FIREHOSE_BYTES_S
     late_share: float = 0.002  # objects whose replica lands after the deadline
     seed: int = 7
@@ -964,7 +982,6 @@ class Simulation:
             return SharedBudget(store, self.config.head_requests_per_second / self.weight, clock=clock)
 
         self.world.budget_lease = SharedBudget(store, self.config.head_requests_per_second).lease
-        self.world.budget_askers = self.concurrency["sweeper"]
 
         self.counters = Counters()
         self.ingest = Ingest(
@@ -997,11 +1014,13 @@ class Simulation:
         self.peak_total_concurrency = 0.0
         self.busy = {name: quotas.WindowMeter(float("inf"), window_s=60) for name in ("ingest", "matcher", "sweeper")}
         self._stream_credit = 0.0
+        self.stream_arrivals: Counter[int] = Counter()
 
     # -- stub callbacks
     def _on_change(self, record: dict) -> None:
         if record["eventName"] in ("INSERT", "MODIFY"):  # the matcher mapping's filter
             self.stream.append((record, 0))
+            self.stream_arrivals[int(self.world.now)] += self.weight
         new = record["dynamodb"].get("NewImage", {})
         status = new.get("status", {}).get("S")
         pk = record["dynamodb"]["Keys"]["pk"]["S"]
@@ -1168,7 +1187,7 @@ class Simulation:
         shards = max(4, math.ceil(table_wcu / quotas.PARTITION_WRITE_UNITS_S))
         self.peak_shards = max(self.peak_shards, shards)
         batch = self.batch["matcher"]
-        parallel = shards * self.knobs.get("MatcherFunction.parallelization", 1)
+        parallel = shards * (self.s.matcher_parallelization or self.knobs.get("MatcherFunction.parallelization", 1))
         capacity = parallel * batch / self.duration["matcher"]  # records a second
         self._stream_credit += capacity / self.weight
         take = 0
@@ -1305,23 +1324,22 @@ class Simulation:
             durations = self.stats[function].durations
             return queue_rate / self.batch[function] * (statistics.median(durations) if durations else 0.0)
 
-        events_rate = 2 * s.rate
         uses = [
             quotas.Use(
                 "IngestFunction MaximumConcurrency",
-                need("ingest", events_rate),
+                need("ingest", self.events.peak_rate()),
                 self.concurrency["ingest"],
                 "raise the EventsQueue mapping's MaximumConcurrency (template), or MemorySize",
             ),
             quotas.Use(
                 "SweeperFunction MaximumConcurrency",
-                need("sweeper", s.rate),
+                need("sweeper", self.timers.peak_rate()),
                 self.concurrency["sweeper"],
                 "raise the TimerQueue mapping's MaximumConcurrency (template); overlap checks within a batch",
             ),
             quotas.Use(
                 "matcher: one invocation per stream shard",
-                need("matcher", 2.2 * s.rate),
+                need("matcher", peak_rate(self.stream_arrivals)),
                 self.peak_shards,
                 "ParallelizationFactor on the stream mapping (1 to 10)",
             ),
@@ -1475,7 +1493,7 @@ def bill(run: ScaleRun, memory_mb: int) -> list[cost.Line]:
 def scenarios(quick: bool) -> list[Scenario]:
     """100, 1,000 and 10,000 objects/s as template.yaml deploys them; 10,000/s with the knobs raised; an
     outage of the destination at 1,000/s."""
-    sample = 1_500 if quick else 12_000
+    sample = 1_500 if quick else 24_000
     return [
         Scenario("100/s", 100, sample),
         Scenario("1,000/s", 1_000, sample),
@@ -1484,11 +1502,20 @@ def scenarios(quick: bool) -> list[Scenario]:
             "10,000/s, knobs raised",
             10_000,
             sample,
-            ingest_concurrency=200,
+            ingest_concurrency=300,
             sweeper_concurrency=50,
             firehose_bytes_s=5 * quotas.FIREHOSE_BYTES_S,
         ),
         Scenario("1,000/s, destination outage 30 min", 1_000, sample, outage=(1200.0, 3000.0)),
+        Scenario(
+            "1,000/s, destination outage 30 min, knobs raised",
+            1_000,
+            sample,
+            outage=(1200.0, 3000.0),
+            ingest_concurrency=60,
+            sweeper_concurrency=20,
+            matcher_parallelization=4,
+        ),
     ]
 
 

@@ -39,6 +39,8 @@ def meets_target(run: ScaleRun) -> bool:
 def _knobs(run: ScaleRun) -> str:
     k = run.knobs
     parts = [f"ingest {k['ingest concurrency']}", f"sweeper {k['sweeper concurrency']}"]
+    if run.scenario.matcher_parallelization:
+        parts.append(f"matcher ParallelizationFactor {run.scenario.matcher_parallelization}")
     firehose = run.scenario.firehose_bytes_s / quotas.FIREHOSE_BYTES_S
     if firehose != 1:
         parts.append(f"Firehose {firehose:g} MiB/s")
@@ -116,9 +118,20 @@ def scale_section(runs: list[ScaleRun], seconds: float) -> tuple[list[str], list
             cells.append(f"**{cell}**" if u.ratio >= 1 else cell)
         w(f"| {use.quota} | " + " | ".join(cells) + f" | {use.lift} |")
     w("")
+    w(
+        "Hottest partition key value (writes, peak units a second over the window): "
+        + "; ".join(
+            f"{r.scenario.name}: `{r.hottest['table/index key, writes'][0] or '-'}` "
+            f"{r.hottest['table/index key, writes'][1]:,.0f}"
+            for r in runs
+        )
+        + "."
+    )
+    w("")
     window, wide = first.knobs.get("windows", (10, 60))
     w(
-        "Lambda rows: concurrency needed (messages a second / batch size x median batch duration) against the "
+        "Lambda rows: concurrency needed (the peak minute's messages a second / batch size x median batch "
+        "duration) against the "
         "mapping's MaximumConcurrency (the matcher: against the stream's shards, one per 1,000 write units a "
         "second, at least 4). DynamoDB partition rows: the hottest partition key value of the table or an "
         f"index, over a sliding window of at least {window} s; table, Firehose, S3, SNS and SQS rows over "
