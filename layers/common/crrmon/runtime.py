@@ -169,7 +169,7 @@ def evidence(function: str = "", *, other_accounts: bool = True) -> Evidence:
         )
     return Evidence(
         client("s3"),
-        SharedBudget(store(), cfg.head_requests_per_second),
+        SharedBudget(store(), cfg.head_requests_per_second, clock=lambda: now()),
         checksum=cfg.verify_mode == "checksum",
         clients=clients,
     )
