@@ -314,21 +314,29 @@ def template_indexes() -> list[Index]:
 
 
 def template_knobs() -> dict[str, Any]:
-    """What template.yaml sets for the functions: memory and each SQS mapping's MaximumConcurrency and batch."""
+    """What template.yaml sets for the functions: memory and each mapping's MaximumConcurrency and batch size
+    (a parameter's default where the template refers to one)."""
     from crrmon_local.cfn import load_template
 
     template = load_template(TEMPLATE)
-    knobs: dict[str, Any] = {"memory_mb": template["Globals"]["Function"]["MemorySize"]}
+    parameters = template.get("Parameters", {})
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and "Ref" in v:
+            return parameters[v["Ref"]]["Default"]
+        return v
+
+    knobs: dict[str, Any] = {"memory_mb": value(template["Globals"]["Function"]["MemorySize"])}
     for function in ("IngestFunction", "SweeperFunction", "MatcherFunction"):
         props = template["Resources"][function]["Properties"]
         for event in props.get("Events", {}).values():
             p = event.get("Properties", {})
             if event.get("Type") == "SQS":
-                knobs[f"{function}.max_concurrency"] = p.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)
-                knobs[f"{function}.batch"] = p.get("BatchSize", 10)
+                knobs[f"{function}.max_concurrency"] = value(p.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
+                knobs[f"{function}.batch"] = value(p.get("BatchSize", 10))
             elif event.get("Type") == "DynamoDB" and function == "MatcherFunction":
-                knobs[f"{function}.batch"] = p.get("BatchSize", 100)
-                knobs[f"{function}.parallelization"] = p.get("ParallelizationFactor", 1)
+                knobs[f"{function}.batch"] = value(p.get("BatchSize", 100))
+                knobs[f"{function}.parallelization"] = value(p.get("ParallelizationFactor", 1))
     return knobs
 
 
@@ -1329,13 +1337,13 @@ class Simulation:
                 "IngestFunction MaximumConcurrency",
                 need("ingest", self.events.peak_rate()),
                 self.concurrency["ingest"],
-                "raise the EventsQueue mapping's MaximumConcurrency (template), or MemorySize",
+                "IngestConcurrency (template parameter), or more memory",
             ),
             quotas.Use(
                 "SweeperFunction MaximumConcurrency",
                 need("sweeper", self.timers.peak_rate()),
                 self.concurrency["sweeper"],
-                "raise the TimerQueue mapping's MaximumConcurrency (template); overlap checks within a batch",
+                "SweeperConcurrency (template parameter)",
             ),
             quotas.Use(
                 "matcher: one invocation per stream shard",
