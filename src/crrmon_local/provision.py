@@ -318,6 +318,7 @@ class _Builder:
                 "KeySchema",
                 "GlobalSecondaryIndexes",
                 "BillingMode",
+                "ProvisionedThroughput",
                 "StreamSpecification",
                 "SSESpecification",
                 "TimeToLiveSpecification",
@@ -330,6 +331,8 @@ class _Builder:
                 "KeySchema": p["KeySchema"],
                 "BillingMode": p.get("BillingMode", "PROVISIONED"),
             }
+            if "ProvisionedThroughput" in p:
+                request["ProvisionedThroughput"] = p["ProvisionedThroughput"]
             if "GlobalSecondaryIndexes" in p:
                 request["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
             if "StreamSpecification" in p:

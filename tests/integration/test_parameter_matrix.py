@@ -73,6 +73,7 @@ CHANGES_WHAT_RUNS: dict[str, tuple[str, ...]] = {
     "TopologyParameterName": ("", TOPOLOGY_PARAMETER),
     "AllowedAccounts": ("", OTHER_ACCOUNT),
     "KmsKeyArn": ("", KMS_KEY),
+    "TableCapacity": ("on-demand", "provisioned"),
 }
 
 # Every value above in at least one case (test_every_value_has_a_case); values whose paths do not
@@ -86,7 +87,7 @@ CASES: dict[str, dict[str, str]] = {
         "ReconcileSchedule": "rate(6 hours)",
         "ArchiveObjectLock": "COMPLIANCE",
     },
-    "size-without-archive": {"VerifyMode": "size", "ArchiveEnabled": "false"},
+    "size-without-archive": {"VerifyMode": "size", "ArchiveEnabled": "false", "TableCapacity": "provisioned"},
     "locked-archive-own-key": {"ArchiveObjectLock": "true", "KmsKeyArn": KMS_KEY},
     "canary-other-accounts": {"CanaryIntervalMinutes": "5", "AllowedAccounts": OTHER_ACCOUNT},
     "topology-override": {"TopologyParameterName": TOPOLOGY_PARAMETER, "ArchiveObjectLock": "GOVERNANCE"},
@@ -463,6 +464,9 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
     stack_name = f"mx-{name}"
     stack = provision(TEMPLATE, session=session, stack_name=stack_name, parameters=values, region=REGION)
     assert set(stack.functions) == functions
+    table = session.client("dynamodb").describe_table(TableName=stack.table_name)["Table"]
+    provisioned = case.get("TableCapacity") == "provisioned"
+    assert table["BillingModeSummary"]["BillingMode"] == ("PROVISIONED" if provisioned else "PAY_PER_REQUEST")
     for logical_id, physical in stack.physical_ids.items():
         resolver.created(logical_id, physical)
     built = BuiltFunctions(translated, resolver, stack, endpoint, xray_daemon, runtime_sdk_dir)

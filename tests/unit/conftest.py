@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from crrmon_local.cfn import load_template
+from crrmon_local.provision import Resolver
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
@@ -22,7 +23,13 @@ def ddb(monkeypatch):
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    table = load_template(TEMPLATE)["Resources"]["ReplicationTable"]["Properties"]
+    template = load_template(TEMPLATE)
+    resolver = Resolver(template, {"SourceBuckets": "b"}, stack_name="t", region="us-east-1", account="123456789012")
+    properties = template["Resources"]["ReplicationTable"]["Properties"]
+    table = {
+        name: resolver.resolve(properties[name])
+        for name in ("BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes")
+    }
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(

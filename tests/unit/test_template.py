@@ -16,6 +16,7 @@ from cfnlint.api import lint_file
 from crrmon import config
 from crrmon.store import FAILED_INDEX
 from crrmon_local.cfn import load_template, translate
+from crrmon_local.provision import Resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -221,7 +222,6 @@ def test_table_matches_the_documented_item_model():
     assert {"src", "reason", "s_size"} <= set(failed["Projection"]["NonKeyAttributes"])
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-    assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
@@ -752,3 +752,45 @@ def test_heading_functions_may_list_the_buckets_they_head():
     ):
         listed = [s for s in role_statements(template(), function) if s.get("Action") == "s3:ListBucket"]
         assert sorted(p for s in listed for p in lists if p in json.dumps(s["Resource"])) == sorted(lists), function
+
+
+@pytest.mark.parametrize(("capacity", "mode"), [("on-demand", "PAY_PER_REQUEST"), ("provisioned", "PROVISIONED")])
+def test_table_capacity_chooses_the_billing_mode_and_auto_scaling(capacity, mode):
+    tpl = template()
+    assert tpl["Parameters"]["TableCapacity"]["Default"] == "on-demand"
+    resolver = Resolver(
+        tpl, {"SourceBuckets": "b", "TableCapacity": capacity}, stack_name="s", region="us-east-1", account="1" * 12
+    )
+    resolver.created("ReplicationTable", "s-table")
+    table = resolver.resolve(tpl["Resources"]["ReplicationTable"]["Properties"]["BillingMode"])
+    assert table == mode
+    scaling = {
+        logical_id: resolver.resolve(resource["Properties"])
+        for logical_id, resource in tpl["Resources"].items()
+        if resource["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget" and resolver.active(logical_id)
+    }
+    for logical_id in scaling:
+        resolver.created(logical_id, f"target-{logical_id}")
+    policies = [
+        resolver.resolve(resource["Properties"])
+        for logical_id, resource in tpl["Resources"].items()
+        if resource["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy" and resolver.active(logical_id)
+    ]
+    throughput = [
+        resolver.resolve(index.get("ProvisionedThroughput", {"Ref": "AWS::NoValue"}))
+        for index in tpl["Resources"]["ReplicationTable"]["Properties"]["GlobalSecondaryIndexes"]
+    ]
+    if mode == "PAY_PER_REQUEST":
+        assert scaling == {} and policies == []
+        return
+    # Every write the monitor makes (the table and both indexes) and the table's reads scale, at 70% use.
+    assert {(t["ResourceId"], t["ScalableDimension"]) for t in scaling.values()} == {
+        ("table/s-table", "dynamodb:table:WriteCapacityUnits"),
+        ("table/s-table", "dynamodb:table:ReadCapacityUnits"),
+        ("table/s-table/index/Overdue", "dynamodb:index:WriteCapacityUnits"),
+        ("table/s-table/index/Failed", "dynamodb:index:WriteCapacityUnits"),
+    }
+    assert all(t["MaxCapacity"] == "40000" for t in scaling.values())
+    assert sorted(p["ScalingTargetId"] for p in policies) == sorted(f"target-{t}" for t in scaling)
+    assert {p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] for p in policies} == {70}
+    assert all(t["WriteCapacityUnits"] >= 5 for t in throughput)
