@@ -142,3 +142,16 @@ def test_the_stub_applies_the_stores_conditions_and_emits_stream_records():
 def test_an_expression_the_interpreter_does_not_know_is_an_error_not_a_guess():
     with pytest.raises(scale.Unsupported):
         scale.apply_update("SET a = size(b)", {}, {}, {})
+
+
+def test_section_8_is_spliced_into_a_results_file_once():
+    from crrmon_local.bench import scale_report
+
+    text = "# Results\n\n## Summary\n\n| figure | measured |\n|---|---|\n| a | 1 |\n\n## 7. Other\n\nbody\n"
+    once = scale_report.splice(text, ["## 8. Scale simulation: x", "", "first"], ["| scale, 100/s | 1 |"], "note")
+    twice = scale_report.splice(once, ["## 8. Scale simulation: x", "", "second"], ["| scale, 100/s | 2 |"], "note")
+    assert twice.count("## 8. Scale simulation") == 1 and "second" in twice and "first" not in twice
+    assert twice.count("| scale, ") == 1
+    summary = twice.split("## 7.")[0]
+    assert summary.index("| a | 1 |") < summary.index("| scale, 100/s | 2 |")  # after the summary's rows
+    assert "## 7. Other\n\nbody" in twice

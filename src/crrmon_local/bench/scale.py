@@ -3,8 +3,8 @@
 How it works (docs/performance.md, "Scale simulation"):
 
 - A load generator writes objects at a fixed rate for an hour of simulated time. A *sample* of them
-  (a few thousand) runs through the real domain classes, built as `crrmon/runtime.py` builds them but
-  with stub clients and a simulated clock: `Ingest.handle_batch` (SQS batches of S3 events),
+  (24,000 objects; 1,500 with --quick) runs through the real domain classes, built as
+  `crrmon/runtime.py` builds them but with stub clients and a simulated clock: `Ingest.handle_batch` (SQS batches of S3 events),
   `Matcher.handle_batch` (the table's stream records) and `Sweeper.handle_timers` (timer messages).
   Each sampled object stands for `weight` objects.
 - The queues between them are modelled at full scale: every sampled message carries its weight, and each
@@ -805,7 +805,6 @@ class Queue:
         self.seq = 0
         self.credit = 0.0
         self.backlog = 0.0  # weighted messages in the queue
-        self.peak_age = 0.0
         self.peak_backlog = 0.0
         self.dead = 0.0
         self.arrivals: Counter[int] = Counter()  # second -> weighted messages becoming visible
@@ -1326,7 +1325,6 @@ class Simulation:
             "table/index key, writes": world.partition_w.hottest(),
             "table/index key, reads": world.partition_r.hottest(),
         }
-        ingest, sweeper, matcher = self.stats["ingest"], self.stats["sweeper"], self.stats["matcher"]
 
         def need(function: str, queue_rate: float) -> float:
             durations = self.stats[function].durations
@@ -1438,7 +1436,6 @@ class Simulation:
         )
         run.bill = bill(run, self.memory_mb)
         run.usd_per_million = cost.total_per_million(run.bill, cost.load_prices())
-        del ingest, sweeper, matcher
         return run
 
 
