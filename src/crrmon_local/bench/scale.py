@@ -4,8 +4,9 @@ How it works (docs/performance.md, "Scale simulation"):
 
 - A load generator writes objects at a fixed rate for an hour of simulated time. A *sample* of them
   (24,000 objects; 1,500 with --quick) runs through the real domain classes, built as
-  `crrmon/runtime.py` builds them but with stub clients and a simulated clock: `Ingest.handle_batch` (SQS batches of S3 events),
-  `Matcher.handle_batch` (the table's stream records) and `Sweeper.handle_timers` (timer messages).
+  `crrmon/runtime.py` builds them but with stub clients and a simulated clock: `Ingest.handle_batch`
+  (SQS batches of S3 events), `Matcher.handle_batch` (the table's stream records) and
+  `Sweeper.handle_timers` (timer messages).
   Each sampled object stands for `weight` objects.
 - The queues between them are modelled at full scale: every sampled message carries its weight, and each
   simulated second a function serves as many messages as its concurrency and its measured batch
