@@ -158,7 +158,7 @@ def scale_section(runs: list[ScaleRun], seconds: float) -> tuple[list[str], list
             )
     w("")
     w(
-        "Memory: batch sizes are fixed (10 messages, 100 stream records), so what a container holds does not grow "
+        "Memory: batch sizes are fixed (the mappings' BatchSize), so what a container holds does not grow "
         "with the rate; the heap peak above is Python's allocation during one batch (tracemalloc), to be read "
         "with section 4's peak RSS."
     )
