@@ -1023,6 +1023,9 @@ class Simulation:
         self.busy = {name: quotas.WindowMeter(float("inf"), window_s=60) for name in ("ingest", "matcher", "sweeper")}
         self._stream_credit = 0.0
         self.stream_arrivals: Counter[int] = Counter()
+        # Demand is the busiest window's arrivals: a minute, or longer where the sample is small, so that the
+        # window holds some 400 sampled events (two per object) and its Poisson noise stays near 5%.
+        self.demand_window = max(60, math.ceil(400 * scenario.seconds / (2 * scenario.sample)))
 
     # -- stub callbacks
     def _on_change(self, record: dict) -> None:
@@ -1334,19 +1337,19 @@ class Simulation:
         uses = [
             quotas.Use(
                 "IngestFunction MaximumConcurrency",
-                need("ingest", self.events.peak_rate()),
+                need("ingest", self.events.peak_rate(self.demand_window)),
                 self.concurrency["ingest"],
                 "IngestConcurrency (template parameter), or more memory",
             ),
             quotas.Use(
                 "SweeperFunction MaximumConcurrency",
-                need("sweeper", self.timers.peak_rate()),
+                need("sweeper", self.timers.peak_rate(self.demand_window)),
                 self.concurrency["sweeper"],
                 "SweeperConcurrency (template parameter)",
             ),
             quotas.Use(
                 "matcher: one invocation per stream shard",
-                need("matcher", peak_rate(self.stream_arrivals)),
+                need("matcher", peak_rate(self.stream_arrivals, self.demand_window)),
                 self.peak_shards,
                 "ParallelizationFactor on the stream mapping (1 to 10)",
             ),
@@ -1411,6 +1414,7 @@ class Simulation:
             knobs={
                 **self.knobs,
                 "windows": self.world.windows,
+                "demand_window": self.demand_window,
                 "ingest concurrency": self.concurrency["ingest"],
                 "sweeper concurrency": self.concurrency["sweeper"],
             },

@@ -130,8 +130,8 @@ def scale_section(runs: list[ScaleRun], seconds: float) -> tuple[list[str], list
     w("")
     window, wide = first.knobs.get("windows", (10, 60))
     w(
-        "Lambda rows: concurrency needed (the peak minute's messages a second / batch size x median batch "
-        "duration) against the "
+        f"Lambda rows: concurrency needed (the busiest {first.knobs.get('demand_window', 60)} s's messages a "
+        "second / batch size x median batch duration) against the "
         "mapping's MaximumConcurrency (the matcher: against the stream's shards, one per 1,000 write units a "
         "second, at least 4). DynamoDB partition rows: the hottest partition key value of the table or an "
         f"index, over a sliding window of at least {window} s; table, Firehose, S3, SNS and SQS rows over "
