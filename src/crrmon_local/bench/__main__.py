@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     step("1. CPU per event, AWS answered at botocore's HTTP layer")
     cpu = speed.cpu_per_event(rounds)
+    small = speed.cpu_small_batches(rounds)
     step("2. one batch with a 10 ms round trip per AWS call")
     overlap = speed.overlap(max(5, rounds // 3))
     step("3. AWS usage per object, end to end on moto")
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         machine=f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}",
         quick=args.quick,
         reconcile=reconcile,
+        small=small,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

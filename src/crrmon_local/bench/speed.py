@@ -86,6 +86,21 @@ def cpu_per_event(rounds: int) -> dict[str, Any]:
     return {"ingest": (ingest, 10), "matcher": (matcher, 100), "sweeper": (sweeper, 10)}
 
 
+def cpu_small_batches(rounds: int) -> dict[str, Any]:
+    """Each handler on its smallest batch, AWS answered at once: one SQS event or timer, and one
+    object's two stream records (one record alone is an INSERT the matcher does not archive). With
+    the full batches of `cpu_per_event`, the fixed and the per-record parts of an invocation's CPU."""
+    warnings.filterwarnings("ignore")
+    aws = canned.install()
+    out = {
+        "ingest": (time_handler("ingest", lambda: workload.source_events(1), rounds, aws), 1),
+        "matcher": (time_handler("matcher", lambda: workload.stream_records(2), rounds, aws), 2),
+    }
+    aws.responders["dynamodb.Query"] = workload.final_item_answer
+    out["sweeper"] = (time_handler("sweeper", lambda: workload.timer_records(1), rounds, aws), 1)
+    return out
+
+
 def overlap(rounds: int, latency_s: float = 0.010) -> dict[str, Any]:
     """Wall time of one batch when every AWS call takes `latency_s`."""
     warnings.filterwarnings("ignore")

@@ -5,10 +5,12 @@ queues and stream by `crrmon_local.lambdas` with a fake clock, exactly as the in
 Every client the handlers build (crrmon.runtime.client, on boto3's default session) carries a
 `before-call`/`after-call` hook that counts requests and their billed units: DynamoDB write units
 from the item's size before and after each write (an uncounted client reads it), index writes when
-an item enters or leaves the sparse Overdue index, read units from what reads return, Firehose bytes
-rounded per record, SQS/SNS 64 KB chunks. Requests that AWS makes on the monitor's behalf (EventBridge
-or SNS delivering events to the queue, S3 publishing notifications, Lambda's pollers receiving and
-deleting) are counted from the pipeline's own numbers, assuming full batches.
+an item enters, changes in or leaves each sparse index the template declares (Overdue, Failed: an
+item is in an index when it carries the index's key attributes, whatever their values), read units
+from what reads return, Firehose bytes rounded per record, SQS/SNS 64 KB chunks. Requests that AWS
+makes on the monitor's behalf (EventBridge or SNS delivering events to the queue, S3 publishing
+notifications, Lambda's pollers receiving and deleting) are counted from the pipeline's own numbers
+and the batch fill at an object rate (crrmon_local.bench.rates).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ SRC1, SRC2, DST_A, DST_B = "usage-src-one", "usage-src-two", "usage-dst-usw2", "
 REGIONS = {SRC1: "us-east-1", SRC2: "us-east-1", DST_A: "us-west-2", DST_B: "eu-west-1"}
 RPO = 900
 GIVE_UP = 7200
-INDEX_KEYS = ("ovd_pair", "first_seen")
 TABLE_KEYS = ("pk", "dest")
 
 
@@ -57,7 +58,7 @@ class Meter:
     """Requests and billed units by (service, operation), from botocore's before-call/after-call events."""
 
     table_name: str
-    index_included: tuple[str, ...]
+    indexes: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (name, key attributes, included)
     reader: Any  # an uncounted DynamoDB client, to read items before and after a write
     calls: Counter = field(default_factory=Counter)
     units: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -103,11 +104,13 @@ class Meter:
                 self.calls[op] -= 1
                 return
             self.units["dynamodb.write_units"] += units
-            project = [TABLE_KEYS, INDEX_KEYS, self.index_included]
-            gsi = cost.index_write_units(
-                cost.projection(before, *project), cost.projection(after, *project), INDEX_KEYS
-            )
-            self.units["dynamodb.index_write_units"] += gsi
+            for name, index_keys, included in self.indexes:
+                project = [TABLE_KEYS, index_keys, included]
+                gsi = cost.index_write_units(
+                    cost.projection(before, *project), cost.projection(after, *project), index_keys
+                )
+                self.units["dynamodb.index_write_units"] += gsi
+                self.units[f"dynamodb.index_write_units.{name}"] += gsi
         elif op == "dynamodb.BatchGetItem":  # heartbeats on the schedule: per minute, not per object
             for items in (parsed.get("Responses") or {}).values():
                 size = sum(cost.item_size(i) for i in items)
@@ -376,8 +379,7 @@ def run_scenarios(objects: int) -> list[Scenario]:
             os.environ.update(stack.environment)
             runtime.reset()
             boto3.setup_default_session(region_name=REGION)
-            index = _overdue_projection()
-            meter = Meter(stack.table_name, index, session.client("dynamodb", region_name=REGION))
+            meter = Meter(stack.table_name, table_indexes(), session.client("dynamodb", region_name=REGION))
             meter.install(boto3.DEFAULT_SESSION)
             world = World(session, stack, clock)
             out = io.StringIO()
@@ -428,12 +430,19 @@ def run_scenarios(objects: int) -> list[Scenario]:
     return results
 
 
-def _overdue_projection() -> tuple[str, ...]:
+def table_indexes(template: Path = TEMPLATE) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """Every global secondary index of the ReplicationTable: (name, key attributes, projected attributes)."""
     from crrmon_local.cfn import load_template
 
-    table = load_template(TEMPLATE)["Resources"]["ReplicationTable"]["Properties"]
-    [index] = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "Overdue"]
-    return tuple(index["Projection"].get("NonKeyAttributes", ()))
+    table = load_template(template)["Resources"]["ReplicationTable"]["Properties"]
+    return tuple(
+        (
+            i["IndexName"],
+            tuple(k["AttributeName"] for k in i["KeySchema"]),
+            tuple(i["Projection"].get("NonKeyAttributes", ())),
+        )
+        for i in table.get("GlobalSecondaryIndexes", ())
+    )
 
 
 def _invocations(world: World) -> dict[str, int]:
