@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     versions, untracked, old = (4_000, 2_000, 2_000) if args.quick else (20_000, 3_000, 3_000)
 
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
 
     def step(name: str):
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         baseline_memory=baseline_memory,
         sweeps=sweeps,
         run_seconds=elapsed,
-        machine=f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}",
+        machine=(
+            f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load_at_start:.1f} when it started"
+        ),
         quick=args.quick,
         reconcile=reconcile,
         small=small,

@@ -219,7 +219,7 @@ def section(
     }
 
     def cross_text(rate: float | None) -> str:
-        return "at no rate up to 10,000/s" if rate is None else f"from {rate:g} objects/s"
+        return "at no rate up to 10,000/s" if rate is None else f"from {rate:g}/s"
 
     w(
         "Where this monitor (SNS delivery, median) costs less than the CRR Monitor model, per object: one "
@@ -250,11 +250,13 @@ def section(
                 f"model {money(lo)}-{money(hi)} | {b.mid / hi:.2f}-{b.mid / lo:.2f} ({ratio_low:.2f}-{ratio_high:.2f}) "
                 f"| ≤ {TARGET_RATIO:.1f}x | {v} |"
             )
+    break_even = []
     for d, name in ((1, one), (2, two)):
         for r in LEVER_RATES:
             b = bills.band(name, r, base)
             be = model.Band(*(cost.break_even_object_bytes(x, d, prices) for x in (b.low, b.mid, b.high)))
             v = model.verdict(be.low, be.high, TARGET_BREAK_EVEN)
+            break_even.append((d, r, be, v))
             t = TARGET_BREAK_EVEN
             w(
                 f"| break-even object size against RTC, {d} dest., {r:,} objects/s | {be.mid / KIB:,.0f} KiB "
@@ -420,6 +422,13 @@ def section(
             summary.append(
                 f"| $ per million objects, {d} dest., SNS delivery, {r:,} objects/s | {band_text(b)} vs CRR Monitor "
                 f"model {money(lo)}-{money(hi)} | ≤ 0.5x | {ratio_low:.2f}-{ratio_high:.2f}x; {v} |"
+            )
+    for d, r, be, v in break_even:
+        if r in (10, 1_000):
+            summary.append(
+                f"| break-even vs RTC, {d} dest., SNS delivery, {r:,} objects/s | {be.mid / KIB:,.0f} KiB "
+                f"({be.low / KIB:,.0f}-{be.high / KIB:,.0f}) | ≤ 256 KiB | "
+                f"{be.low / TARGET_BREAK_EVEN:.2f}-{be.high / TARGET_BREAK_EVEN:.2f}x; {v} |"
             )
     summary.append(
         f"| rate from which the monitor costs less than the CRR Monitor model, 1 dest. (low / high estimate), "
