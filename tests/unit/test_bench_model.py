@@ -379,3 +379,29 @@ def test_both_sparse_indexes_are_metered_by_the_presence_of_their_keys():
     after = cost.projection(failed, ("pk", "dest"), keys, included)
     assert before is None and after is not None
     assert cost.index_write_units(before, after, keys) == 1
+
+
+def test_the_meter_counts_writes_to_each_sparse_index_whatever_its_key_values(ddb):
+    import boto3
+
+    from crrmon_local.bench.usage import Meter, table_indexes
+
+    session = boto3.Session(region_name="us-east-1")
+    meter = Meter("t", table_indexes(), reader=ddb)
+    meter.install(session)
+    client = session.client("dynamodb")
+    key = {"pk": {"S": "v1#k"}, "dest": {"S": "dst"}}
+
+    def update(expression, values=None):
+        extra = {"ExpressionAttributeValues": values} if values else {}
+        client.update_item(TableName="t", Key=key, UpdateExpression=expression, **extra)
+
+    update("SET first_seen = :f, src = :s", {":f": {"N": "1"}, ":s": {"S": "src"}})
+    assert meter.units["dynamodb.index_write_units"] == 0  # in no index yet
+    update("SET ovd_pair = :p", {":p": {"S": "src>dst#7"}})  # a sharded key value
+    assert meter.units["dynamodb.index_write_units.Overdue"] == 1
+    update("SET fail_pair = :p, decided_at = :d REMOVE ovd_pair", {":p": {"S": "src>dst#2"}, ":d": {"N": "9"}})
+    assert meter.units["dynamodb.index_write_units.Overdue"] == 2  # left the Overdue index
+    assert meter.units["dynamodb.index_write_units.Failed"] == 1  # entered the Failed index
+    assert meter.units["dynamodb.index_write_units"] == 3
+    assert meter.units["dynamodb.write_units"] == 3  # the table's own writes, counted apart

@@ -428,7 +428,9 @@ def render(
     w("## 1. CPU per event, AWS answered locally")
     w("")
     w(
-        "The real handlers (`functions/<name>/app.py`, Powertools decorators included) on full batches; a "
+        "The real handlers (`functions/<name>/app.py`, Powertools decorators included) on full batches (and, "
+        "for section 6's split of an invocation's CPU into a fixed and a per-record part, on their smallest "
+        "batches); a "
         "botocore `before-send` hook answers every request with a canned HTTP response, so request "
         "building, signing, serialisation and parsing are counted. CPU is `time.process_time()` (all threads)."
     )
@@ -470,11 +472,18 @@ def render(
     w("| handler | batch | AWS calls | wall, median | in round trips | sequential | ratio to sequential | target |")
     w("|---|---|---|---|---|---|---|---|")
     ingest_rt = overlap["ingest"].wall * 1000 / RTT_MS
+    rt_low, rt_high = (f(overlap["ingest"].wall_s) * 1000 / RTT_MS for f in (min, max))
+    ingest_verdict = model.verdict(rt_low, rt_high, 2)
+    ingest_status = (
+        f"{_ok(ingest_verdict == 'met')} ({rt_low:.1f}-{rt_high:.1f})"
+        if ingest_verdict != "within noise"
+        else f"within noise ({rt_low:.1f}-{rt_high:.1f})"
+    )
     for name, label in (("ingest", "10 SQS events"), ("matcher", "100 stream records"), ("sweeper", "10 due timers")):
         t = overlap[name]
         calls = sum(t.calls.values())
         wall = t.wall * 1000
-        target = "≤ 2 round trips: " + _ok(wall / RTT_MS <= 2) if name == "ingest" else "none set"
+        target = "≤ 2 round trips: " + ingest_status if name == "ingest" else "none set"
         w(
             f"| {name} | {label} | {calls} | {wall:,.1f} ms | {wall / RTT_MS:.1f} | "
             f"{calls * RTT_MS:,.0f} ms | {wall / (calls * RTT_MS):.2f} | {target} |"
@@ -691,7 +700,7 @@ def render(
         f"| ingest batch of 10, 10 ms per AWS call | {overlap['ingest'].wall * 1e3:,.1f} ms = "
         f"{ingest_rt:.1f} round trips "
         f"| ≤ 2 round trips | {overlap['ingest'].wall * 1e3 / (ingest_calls * RTT_MS):.2f} of sequential; "
-        f"{_ok(ingest_rt <= 2)} |"
+        f"{ingest_status} |"
     )
     summary.append(f"| write units per object (1 destination, happy) | {wru:.2f} | ≤ 3 | {_ok(wru <= 3)} |")
     summary.append(
