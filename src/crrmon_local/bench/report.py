@@ -65,12 +65,18 @@ def _kib(n: float) -> str:
 MILLION = 1_000_000
 
 
+def reconcile_seconds(run: ReconcileRun, *, with_round_trips: bool = True) -> float:
+    """Lambda duration of one pass per version listed: its CPU (measured on a full core) at the function's
+    CPU share, plus the round trips one after the other when asked."""
+    waiting = speed.waiting_s(run.pass_calls) if with_round_trips else 0.0
+    return model.lambda_duration_s(run.timing.cpu, waiting, memory_mb()) / run.versions
+
+
 def reconcile_lines(run: ReconcileRun, *, with_round_trips: bool) -> list[cost.Line]:
-    """One pass's bill per version listed: CPU as Lambda duration, plus the round trips when asked."""
+    """One pass's bill per version listed: CPU at the memory's share as Lambda duration, plus the round
+    trips when asked."""
     per = 1 / run.versions
-    seconds = run.timing.cpu / run.versions
-    if with_round_trips:
-        seconds += speed.waiting_s(run.pass_calls) / run.versions
+    seconds = reconcile_seconds(run, with_round_trips=with_round_trips)
     return cost.reconcile_lines(
         listings=run.pass_calls["s3.ListObjectVersions"] * per,
         read_units=run.read_units * per,
@@ -193,9 +199,10 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
     totals = {key: cost.total_per_million(bill, prices) for key, bill in bills.items()}
     w(
         f"Dollars per million versions listed, per pass, one destination, prices from `bench/prices.json`. Lambda "
-        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, or the CPU plus the "
-        f"round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the pass waits "
-        "for the network, so this is the nearer figure)."
+        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, stretched to the "
+        f"function's CPU share ({model.cpu_share(memory_mb()):.3f} vCPU: `model.lambda_duration_s`), or that "
+        f"plus the round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the "
+        "pass waits for the network, so this is the nearer figure)."
     )
     w("")
     w("| line item | " + " | ".join(labels.values()) + " |")
@@ -217,7 +224,7 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
             + " |"
         )
     w("")
-    seconds = {name: (run.timing.cpu + speed.waiting_s(run.pass_calls)) / run.versions for name, run in cases.items()}
+    seconds = {name: reconcile_seconds(run) for name, run in cases.items()}
     timeout = int(load_template(TEMPLATE)["Resources"]["ReconcileFunction"]["Properties"]["Timeout"])
     run_s = timeout - RUN_MARGIN_S
     reads = sum(x.usd_per_million(prices) for x in bills["tracked", True] if x.price == "dynamodb_read_unit")
@@ -235,7 +242,8 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
         f"read, but its share of a LIST request and {old.cpu_ms_per_thousand / 1000:,.3f} ms of CPU "
         f"(${totals['old', True]:,.4f} per million with the round trips). With its round trips a pass takes "
         f"{seconds['tracked'] * MILLION:,.0f} s per million versions inside the window "
-        f"({tracked.timing.cpu / tracked.versions * MILLION:,.0f} s of it CPU) and "
+        f"({reconcile_seconds(tracked, with_round_trips=False) * MILLION:,.0f} s of it CPU at "
+        f"{memory_mb()} MB's share) and "
         f"{seconds['old'] * MILLION:,.0f} s per million older ones; a run lists for up to {run_s} s (the "
         f"{timeout} s timeout less its {RUN_MARGIN_S} s margin): {run_s / seconds['tracked'] / MILLION:,.1f} or "
         f"{run_s / seconds['old'] / MILLION:,.1f} million versions. A bucket holding a billion versions, however "
