@@ -132,8 +132,10 @@ def section(
         "EventBridge's default bus: AWS's pricing page says AWS management events are ingested for free, and "
         'names S3\'s events apart, as "AWS opt-in data events", without a price of their own in the copy read '
         "for `bench/prices.json`. The tables cost them as free (the reading of most secondary sources); the "
-        '"default bus billed" column costs them as custom events ($1.00 per million), for this monitor\'s '
-        "in-region events and for the CRR Monitor's CloudTrail events alike."
+        '"default bus billed" column costs this monitor\'s in-region events as custom events ($1.00 per '
+        "million). Billed the same way, the CRR Monitor model's CloudTrail events on the default buses would "
+        f"add {money(crr(1, 100, 'low', True) - crr(1, 100, 'low'))} per million objects with one destination, "
+        f"{money(crr(2, 100, 'low', True) - crr(2, 100, 'low'))} with two."
     )
     w("")
 
