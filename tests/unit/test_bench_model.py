@@ -164,6 +164,12 @@ def test_batching_is_read_from_the_template():
             }
         }
 
+    parameterised = template(25, 2)
+    parameterised["Parameters"] = {"Concurrency": {"Type": "Number", "Default": 7}}
+    parameterised["Resources"]["F"]["Properties"]["Events"]["A"]["Properties"]["ScalingConfig"] = {
+        "MaximumConcurrency": {"Ref": "Concurrency"}
+    }
+    assert model.batching_from_template(parameterised)["F (SQS)"].max_concurrency == 7  # the parameter's default
     mappings = model.batching_from_template(template(25, 2))
     assert set(mappings) == {"F (SQS)", "F (stream)"}
     assert (mappings["F (SQS)"].batch_size, mappings["F (SQS)"].window_s) == (25, 2.0)

@@ -148,7 +148,7 @@ def section(
     for name, b, trips in (
         ("ingest", bi, f"ceil(n / {ingest_workers}) + ceil(n / 10)"),
         ("matcher", bm, "1"),
-        ("sweeper", bs, "n (a Query each)"),
+        ("sweeper", bs, "ceil(n / 100) (a BatchGetItem per 100 timers)"),
     ):
         h = mid.handlers[name]
         seconds = h.duration_s(b.batch_size, base.memory_mb, mid.rtt_s)
@@ -355,10 +355,10 @@ def section(
     ingest_max = rates.throughput(mid, base, "ingest", events_per_object)
     w(
         f"Cheapest per object: {cheapest[10]} MB at 10 objects/s, {cheapest[1_000]} MB at 1,000 objects/s. "
-        f"At {base.memory_mb} MB the sweeper's mapping (MaximumConcurrency {bs.max_concurrency}, its timers "
-        f"checked one after the other) takes at most about {sweeper_max:,.0f} timers a second, and ingest about "
-        f"{ingest_max:,.0f} objects a second: above those rates the queues grow (the figures above assume "
-        "they keep up)."
+        f"At {base.memory_mb} MB and the template's default concurrency the sweeper's mapping "
+        f"(MaximumConcurrency {bs.max_concurrency}) takes at most about {sweeper_max:,.0f} timers a second, and "
+        f"ingest's ({bi.max_concurrency}) about {ingest_max:,.0f} objects a second: above those rates the queues "
+        "grow (the figures above assume they keep up), unless IngestConcurrency and SweeperConcurrency are raised."
     )
     w("")
 

@@ -78,12 +78,21 @@ def batching_from_template(template: Mapping[str, Any]) -> dict[str, Batching]:
             b = Batching(
                 function=logical_id,
                 kind=kind,
-                batch_size=int(props.get("BatchSize", default_size)),
-                window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
-                max_concurrency=scaling.get("MaximumConcurrency"),
+                batch_size=int(_value(template, props.get("BatchSize", default_size))),
+                window_s=float(_value(template, props.get("MaximumBatchingWindowInSeconds", 0))),
+                max_concurrency=(
+                    int(_value(template, scaling["MaximumConcurrency"])) if "MaximumConcurrency" in scaling else None
+                ),
             )
             out[b.name] = b
     return out
+
+
+def _value(template: Mapping[str, Any], value: Any) -> Any:
+    """A property's value: a `!Ref` to a parameter gives the parameter's Default."""
+    if isinstance(value, Mapping) and "Ref" in value:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
 
 
 def records_per_invocation(rate_per_s: float, batch_size: int, window_s: float) -> float:

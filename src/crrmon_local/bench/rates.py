@@ -32,8 +32,9 @@ def matcher_round_trips(records: float) -> float:
 
 
 def sweeper_round_trips(records: float) -> float:
-    """The sweeper checks its timers one after the other: a Query each."""
-    return max(1.0, records)
+    """The sweeper reads its timers' items in one BatchGetItem per 100 keys; on the happy path every item
+    is decided and nothing more is asked."""
+    return max(1.0, math.ceil(records / 100 - 1e-9))
 
 
 @dataclass(frozen=True)
