@@ -411,3 +411,22 @@ def test_the_meter_counts_writes_to_each_sparse_index_whatever_its_key_values(dd
     assert meter.units["dynamodb.index_write_units.Failed"] == 1  # entered the Failed index
     assert meter.units["dynamodb.index_write_units"] == 3
     assert meter.units["dynamodb.write_units"] == 3  # the table's own writes, counted apart
+
+
+def test_the_meter_bills_each_key_a_batch_read_asks_for_and_sets_heartbeats_apart(ddb):
+    import boto3
+
+    from crrmon_local.bench.usage import Meter, table_indexes
+
+    session = boto3.Session(region_name="us-east-1")
+    meter = Meter("t", table_indexes(), reader=ddb)
+    meter.install(session)
+    ddb.put_item(TableName="t", Item={"pk": {"S": "v1#k"}, "dest": {"S": "dst"}, "status": {"S": "COMPLETED"}})
+    keys = [
+        {"pk": {"S": "v1#k"}, "dest": {"S": "dst"}},  # found
+        {"pk": {"S": "v2#k"}, "dest": {"S": "dst"}},  # not found: billed all the same
+        {"pk": {"S": "__heartbeat__"}, "dest": {"S": "bucket"}},  # the schedule's, not an object's
+    ]
+    session.client("dynamodb").batch_get_item(RequestItems={"t": {"Keys": keys}})
+    assert meter.units["dynamodb.read_units_eventual"] == 1.0  # half a unit per key, eventually consistent
+    assert meter.units["dynamodb.bookkeeping_read_units"] == 0.5

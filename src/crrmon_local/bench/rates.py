@@ -199,7 +199,7 @@ def monitor_lines(s: Scenario, rate: float, measured: Measured, setup: Setup) ->
         dynamo = [
             cost.Line("DynamoDB", "write units, table", writes, "dynamodb_write_unit"),
             cost.Line("DynamoDB", "write units, Overdue and Failed indexes", index_writes, "dynamodb_write_unit"),
-            cost.Line("DynamoDB", "read units (Query at each deadline)", reads, "dynamodb_read_unit"),
+            cost.Line("DynamoDB", "read units (the items read at each deadline)", reads, "dynamodb_read_unit"),
         ]
     return [
         *dynamo,

@@ -556,8 +556,12 @@ def render(
                 continue
             unit = units_of.get(op)
             billed = f"{s.units.get(unit[0], 0) / n:,.2f} {unit[1]}" if unit else "—"
-            if op == "dynamodb.Query":
-                billed = _read_units(s)
+            if op in ("dynamodb.Query", "dynamodb.BatchGetItem"):
+                both = "dynamodb.Query" in s.calls and "dynamodb.BatchGetItem" in s.calls
+                if not both or op == "dynamodb.BatchGetItem":
+                    billed = _read_units(s) + (" (with the Query row's)" if both else "")
+                else:
+                    billed = "in the BatchGetItem row"
             if op == "dynamodb.UpdateItem" and s.units.get("dynamodb.index_write_units"):
                 by_index = ", ".join(
                     f"{k.rsplit('.', 1)[1]} {v / n:,.2f}"

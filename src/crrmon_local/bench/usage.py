@@ -77,6 +77,12 @@ class Meter:
             context["bench_before"] = self._get(key)
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             context["bench_consistent"] = bool(params.get("ConsistentRead"))
+        elif op == "dynamodb.BatchGetItem":
+            context["bench_asked"] = [
+                (table, key, bool(spec.get("ConsistentRead")))
+                for table, spec in params["RequestItems"].items()
+                for key in spec["Keys"]
+            ]
         elif op == "firehose.PutRecordBatch":
             sizes = [len(r["Data"]) for r in params["Records"]]
             self.units["firehose.billed_bytes"] += cost.firehose_billed_bytes(sizes)
@@ -111,10 +117,21 @@ class Meter:
                 )
                 self.units["dynamodb.index_write_units"] += gsi
                 self.units[f"dynamodb.index_write_units.{name}"] += gsi
-        elif op == "dynamodb.BatchGetItem":  # heartbeats on the schedule: per minute, not per object
-            for items in (parsed.get("Responses") or {}).values():
-                size = sum(cost.item_size(i) for i in items)
-                self.units["dynamodb.bookkeeping_read_units"] += cost.read_units(size, consistent=False)
+        elif op == "dynamodb.BatchGetItem":
+            # Each key asked is billed as its own read, found or not. The sweeper reads its timers' items
+            # (per object); the schedule reads heartbeats ("__" keys: per minute, not per object).
+            found = {
+                (table, item["pk"]["S"], item["dest"]["S"]): item
+                for table, items in (parsed.get("Responses") or {}).items()
+                for item in items
+            }
+            for table, key, consistent in context.get("bench_asked", ()):
+                item = found.get((table, key["pk"]["S"], key["dest"]["S"]))
+                units = cost.read_units(cost.item_size(item), consistent=consistent)
+                if key["pk"]["S"].startswith("__"):
+                    self.units["dynamodb.bookkeeping_read_units"] += units
+                else:
+                    self.units["dynamodb.read_units" if consistent else "dynamodb.read_units_eventual"] += units
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
             size = sum(cost.item_size(i) for i in items)
