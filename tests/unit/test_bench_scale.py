@@ -38,14 +38,10 @@ def test_window_meter_keeps_keys_apart():
     assert meter.hottest()[0] == "a"
 
 
-def test_lambda_seconds_stretches_cpu_to_the_memory_share_and_adds_the_waits():
-    assert quotas.vcpu_share(1769) == 1.0
-    assert quotas.vcpu_share(256) == pytest.approx(0.1447, abs=1e-3)
-    assert quotas.vcpu_share(4096) == 1.0  # one thread under the GIL uses one vCPU at most
-    assert quotas.lambda_seconds(0.010, 0.020, 1769) == pytest.approx(0.030)
-    assert quotas.lambda_seconds(0.010, 0.020, 256) == pytest.approx(0.010 * 1769 / 256 + 0.020)
+def test_critical_round_trips_overlap_worker_calls_and_not_the_callers():
     assert quotas.critical_round_trips(1, 10, 10) == 2  # ingest: ten UpdateItems overlapped, then the timers
-    assert quotas.critical_round_trips(10, 0, 10) == 10  # sequential checks
+    assert quotas.critical_round_trips(1, 100, 10) == 11  # a batch of 100 events
+    assert quotas.critical_round_trips(10, 0, 10) == 10  # sequential calls
 
 
 def test_binding_is_the_quota_nearest_its_limit():

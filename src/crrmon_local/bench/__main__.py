@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     versions, untracked, old = (4_000, 2_000, 2_000) if args.quick else (20_000, 3_000, 3_000)
 
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
 
     def step(name: str):
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     step("1. CPU per event, AWS answered at botocore's HTTP layer")
     cpu = speed.cpu_per_event(rounds)
+    small = speed.cpu_small_batches(rounds)
     step("2. one batch with a 10 ms round trip per AWS call")
     overlap = speed.overlap(max(5, rounds // 3))
     step("3. AWS usage per object, end to end on moto")
@@ -100,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         baseline_memory=baseline_memory,
         sweeps=sweeps,
         run_seconds=elapsed,
-        machine=f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}",
+        machine=(
+            f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load_at_start:.1f} when it started"
+        ),
         quick=args.quick,
         reconcile=reconcile,
+        small=small,
         scale=(scale_runs, scale_seconds),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """AWS quotas the scale simulation enforces, and the meters that enforce them in simulated time.
 
 Pure arithmetic, tested by tests/unit/test_bench_scale.py. Every figure is a default quota; the
-sources are listed in docs/scaling.md.
+sources are listed in docs/scaling.md. Lambda time at a memory size is `model.lambda_duration_s`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-
-LAMBDA_MB_PER_VCPU = 1769  # Lambda gives one full vCPU at 1,769 MB, a proportional share below
 
 # DynamoDB: per partition key value (table and each global secondary index), and per on-demand table.
 PARTITION_WRITE_UNITS_S = 1000
@@ -26,18 +24,6 @@ SQS_IN_FLIGHT = 120_000  # standard queue: messages received and not yet deleted
 LAMBDA_ACCOUNT_CONCURRENCY = 1000
 S3_HEAD_PER_PREFIX_S = 5500
 SNS_PUBLISH_S = 30_000  # us-east-1 standard topics; several regions are far lower
-
-
-def vcpu_share(memory_mb: int) -> float:
-    """Share of one vCPU a function gets (256 MB: ~0.145). Python's GIL keeps one thread on a CPU at a
-    time, so more than one vCPU does not shorten this code's CPU time."""
-    return min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
-
-
-def lambda_seconds(cpu_s: float, waiting_s: float, memory_mb: int) -> float:
-    """Duration of one invocation: CPU measured at one full vCPU, stretched to the memory's share, plus
-    the time spent waiting for AWS (round trips on the critical path times their latency)."""
-    return cpu_s / vcpu_share(memory_mb) + waiting_s
 
 
 def critical_round_trips(caller_calls: int, other_thread_calls: int, pool_width: int) -> int:

@@ -49,7 +49,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crrmon_local.bench import canned, cost, quotas
+from crrmon_local.bench import canned, cost, model, quotas
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
@@ -1132,7 +1132,7 @@ class Simulation:
             full_ops[op] = n * scale if op in per_message else n
             self.world.calls[op] += n * (self.weight if op in per_message else self.weight * size / full)
         cpu_full = domain_cpu * scale + self.botocore.cpu_s(full_ops)
-        duration = quotas.lambda_seconds(cpu_full, self.log.waiting_s(scale, per_message), self.memory_mb)
+        duration = model.lambda_duration_s(cpu_full, self.log.waiting_s(scale, per_message), self.memory_mb)
         stats = self.stats[function]
         stats.durations.append(duration)
         stats.cpu_s.append(cpu_full)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from crrmon_local.bench import quotas
+from crrmon_local.bench import model, quotas
 from crrmon_local.bench.scale import CROSS_REGION_S3_S, HOLD_S, LATENCY_S, ScaleRun
 
 HEADING = "## 8. Scale simulation"
@@ -70,7 +70,7 @@ def scale_section(runs: list[ScaleRun], seconds: float) -> tuple[list[str], list
     memory = first.knobs["memory_mb"]
     w(
         f"Batch duration = CPU at 1 vCPU (the domain code measured, plus botocore's CPU per call measured for each "
-        f"operation) / the vCPU share of {memory} MB ({quotas.vcpu_share(memory):.3f}) "
+        f"operation) / the vCPU share of {memory} MB ({model.cpu_share(memory):.3f}) "
         f"+ round trips on the critical path x latency ({latencies}; a HEAD of the destination in another region "
         f"{CROSS_REGION_S3_S * 1000:.0f} ms). Concurrency and batch sizes are read from template.yaml; rows marked "
         "otherwise override them. Replication latency is log-normal (median 8 s); 0.2% of objects replicate after "
