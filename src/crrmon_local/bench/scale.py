@@ -1523,7 +1523,6 @@ def scenarios(quick: bool) -> list[Scenario]:
             outage=(1200.0, 3000.0),
             ingest_concurrency=60,
             sweeper_concurrency=20,
-            matcher_parallelization=4,
         ),
     ]
 
