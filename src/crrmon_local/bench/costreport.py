@@ -146,7 +146,7 @@ def section(
     )
     w("|---|---|---|---|")
     for name, b, trips in (
-        ("ingest", bi, f"ceil(n / {ingest_workers}) + ceil(n / 10)"),
+        ("ingest", bi, f"ceil(n / {ingest_workers}) + ceil(ceil(n / 10) / {ingest_workers})"),
         ("matcher", bm, "1"),
         ("sweeper", bs, "ceil(n / 100) (a BatchGetItem per 100 timers)"),
     ):
@@ -366,9 +366,13 @@ def section(
     w("### Levers, per million objects (one destination, SNS delivery)")
     w("")
     levers = {
-        "ingest BatchSize 10 -> 100 (window 1 s)": base.with_batching(INGEST, batch_size=100, window_s=1.0),
+        **(
+            {"ingest BatchSize 10 -> 100 (window 1 s)": base.with_batching(INGEST, batch_size=100, window_s=1.0)}
+            if bi.batch_size < 100
+            else {}
+        ),
         "deadline timers packed, up to 10 objects a message": replace(base, timers_per_message=10),
-        "DynamoDB provisioned, auto scaling at 70%": replace(base, dynamodb="provisioned"),
+        "TableCapacity=provisioned (auto scaling at 70%)": replace(base, dynamodb="provisioned"),
         "SystemLogLevel WARN (JSON log format)": replace(base, platform_log_bytes=0),
         "memory 128 MB": replace(base, memory_mb=128),
         "memory 512 MB": replace(base, memory_mb=512),

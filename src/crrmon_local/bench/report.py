@@ -17,12 +17,6 @@ LAMBDA_MB = 128
 KIB = 1024
 
 
-def ingest_floor_round_trips(events: int, workers: int) -> int:
-    """Round trips an ingest batch of first sightings needs at the least: its UpdateItems `workers` at a
-    time, then its timers (ten a SendMessageBatch), also `workers` requests at a time."""
-    return math.ceil(events / workers) + math.ceil(math.ceil(events / 10) / workers)
-
-
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -492,7 +486,7 @@ def render(
     ingest_rt = overlap["ingest"].wall * 1000 / RTT_MS
     rt_low, rt_high = (f(overlap["ingest"].wall_s) * 1000 / RTT_MS for f in (min, max))
     ingest_events = speed.full_batches()["ingest"]
-    floor_rt = ingest_floor_round_trips(ingest_events, ingest_module.MAX_WORKERS)
+    floor_rt = int(rates.ingest_round_trips(ingest_events, ingest_module.MAX_WORKERS))
     ingest_verdict = model.verdict(rt_low, rt_high, floor_rt)
     ingest_status = (
         f"{_ok(ingest_verdict == 'met')} ({rt_low:.1f}-{rt_high:.1f})"
