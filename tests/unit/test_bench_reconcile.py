@@ -9,7 +9,7 @@ import os
 import boto3
 import pytest
 
-from crrmon_local.bench import cost, report, speed
+from crrmon_local.bench import cost, model, report, speed
 
 TRACKED, UNTRACKED, OLD, LATENCY = 2_550, 1_500, 1_200, 1_000
 
@@ -92,7 +92,7 @@ def test_a_pass_is_billed_from_its_counts(runs, prices):
     assert reads.usd_per_million(prices) == pytest.approx(0.5 * 0.125)  # one key per version, 0.5 unit each
     [lambda_cpu] = [x for x in cpu_only.values() if x.service == "Lambda"]
     [lambda_waiting] = [x for x in waiting.values() if x.service == "Lambda"]
-    seconds = run.timing.cpu / TRACKED
+    seconds = run.timing.cpu / TRACKED / model.cpu_share(256)  # CPU measured on a full core, at 256 MB's share
     assert lambda_cpu.quantity == pytest.approx(seconds * 256 / 1024)
     assert lambda_waiting.quantity == pytest.approx((seconds + speed.waiting_s(run.pass_calls) / TRACKED) * 0.25)
     assert cost.total_per_million(waiting.values(), prices) > cost.total_per_million(cpu_only.values(), prices)

@@ -5,11 +5,13 @@ A batch's requests are mostly waiting for AWS: ten of them on threads take about
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 MAX_WORKERS = 10
+THREAD_PREFIX = "crrmon-pool"
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -23,8 +25,10 @@ def run_all(work: Callable[[Any], Any], tasks: list) -> list:
     global _pool
     if not tasks:
         return []
+    if threading.current_thread().name.startswith(THREAD_PREFIX):
+        return [work(task) for task in tasks]  # on a pool thread already: waiting on the pool could deadlock
     if _pool is None:
         first = [work(tasks[0])]
-        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="crrmon")
+        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=THREAD_PREFIX)
         return first + list(_pool.map(work, tasks[1:]))
     return list(_pool.map(work, tasks))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from crrmon.concurrency import run_all
 from crrmon.config import Config
 from crrmon.metrics import Counters
 from crrmon.model import Status
@@ -22,6 +24,8 @@ from crrmon.timers import Timer, send_timers
 from crrmon.verify import NEEDS_HEAD, decide
 
 logger = Logger(child=True)
+
+Write = Callable[[], Any]  # a verdict write, made later (the batch's writes overlap)
 
 
 def status_change(old: dict[str, Any] | None, new: dict[str, Any]) -> Change | None:
@@ -42,22 +46,25 @@ class Matcher:
     clock: Callable[[], float]
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
-        """Stream batch -> partial batch response (the first record that failed, and all after it, retry)."""
-        changes: list[Change] = []
-        head_timers: list[Timer] = []
-        failure: str | None = None
-        for record in records:
+        """Stream batch -> partial batch response (the first record that failed, and all after it, retry).
+
+        The batch's verdict writes overlap on the container's threads (after an outage a batch is a hundred
+        late replicas, each with its verdict to write); what follows a failed record is not published."""
+        plans: list[tuple[Change | None, Timer | None, Write | None]] = []
+        failed_at = len(records)
+        for index, record in enumerate(records):
             try:
-                change, timer = self.on_record(record)
+                plans.append(self.plan(record))
             except Exception as error:
-                failure = record["dynamodb"]["SequenceNumber"]
+                failed_at = index
                 logger.warning("stream record failed; it will be retried", extra={"error": repr(error)})
                 self.counters.add("MatcherErrors")
                 break
-            if change:
-                changes.append(change)
-            if timer:
-                head_timers.append(timer)
+        written = run_all(self._write_safely, [write for _, _, write in plans])
+        failed_at = min([failed_at, *(i for i, ok in enumerate(written) if not ok)])
+        changes = [change for change, _, _ in plans[:failed_at] if change]
+        head_timers = [timer for _, timer, _ in plans[:failed_at] if timer]
+        failure = records[failed_at]["dynamodb"]["SequenceNumber"] if failed_at < len(records) else None
         try:
             now_s = self.clock()
             self.publisher.publish(changes, self.counters, now_ms=int(now_s * 1000))
@@ -70,17 +77,37 @@ class Matcher:
         return {"batchItemFailures": [{"itemIdentifier": failure}] if failure else []}
 
     def on_record(self, record: dict[str, Any]) -> tuple[Change | None, Timer | None]:
+        """One record: its verdict written, the change to publish and the timer to send."""
+        change, timer, write = self.plan(record)
+        if write is not None:
+            write()
+        return change, timer
+
+    def _write_safely(self, write: Write | None) -> bool:
+        if write is None:
+            return True
+        try:
+            write()
+        except Exception as error:
+            logger.warning("verdict write failed; the record will be retried", extra={"error": repr(error)})
+            self.counters.add("MatcherErrors")
+            return False
+        return True
+
+    def plan(self, record: dict[str, Any]) -> tuple[Change | None, Timer | None, Write | None]:
+        """What one stream record asks for: the change to publish, a timer, the verdict write (not made)."""
         if record.get("eventName") not in ("INSERT", "MODIFY"):
-            return None, None
+            return None, None, None
         stream = record["dynamodb"]
         new = from_image(stream.get("NewImage", {}))
         if not new or is_internal(new.get("pk")):
-            return None, None
+            return None, None, None
         old = from_image(stream["OldImage"]) if "OldImage" in stream else None
         change = status_change(old, new)
         decision = decide(new, verify_mode=self.config.verify_mode)
         if isinstance(decision, Verdict):
-            self.store.write_verdict(
+            write = partial(
+                self.store.write_verdict,
                 new["pk"],
                 new["dest"],
                 decision,
@@ -88,10 +115,10 @@ class Matcher:
                 now_ms=int(self.clock() * 1000),
                 retention_s=self.config.record_retention_hours * 3600,
             )
-            return change, None
+            return change, None, write
         if decision == NEEDS_HEAD and not (old and decide(old, verify_mode=self.config.verify_mode) == NEEDS_HEAD):
             # The evidence just came to need S3's word (both sides met but the events cannot tell whether
             # the data is the same; a failure report; an observation from another account): ask the
             # sweeper to HEAD now.
-            return change, Timer(pk=new["pk"], due_s=int(self.clock()), dests=(new["dest"],))
-        return change, None
+            return change, Timer(pk=new["pk"], due_s=int(self.clock()), dests=(new["dest"],)), None
+        return change, None, None

@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from crrmon.concurrency import run_all
+
 MAX_DELAY_S = 900
 BATCH = 10
 
@@ -59,9 +61,8 @@ def send_timers(sqs, queue_url: str, timers: Iterable[Timer], *, now_s: float) -
         dests = () if not (timer.dests and other.dests) else tuple(sorted({*timer.dests, *other.dests}))
         merged[timer.pk] = Timer(first.pk, first.due_s, first.attempt, dests)
     pending = list(merged.values())
-    failed: list[Timer] = []
-    for start in range(0, len(pending), BATCH):
-        chunk = pending[start : start + BATCH]
+
+    def send(chunk: list[Timer]) -> list[Timer]:
         entries = [
             {"Id": str(i), "MessageBody": t.body(), "DelaySeconds": delay_for(t.due_s, now_s)}
             for i, t in enumerate(chunk)
@@ -69,7 +70,9 @@ def send_timers(sqs, queue_url: str, timers: Iterable[Timer], *, now_s: float) -
         try:
             answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except Exception:  # the whole request failed: every timer in it is retried by the caller
-            failed.extend(chunk)
-            continue
-        failed.extend(chunk[int(entry["Id"])] for entry in answer.get("Failed", []))
-    return failed
+            return chunk
+        return [chunk[int(entry["Id"])] for entry in answer.get("Failed", [])]
+
+    # A batch of 100 events starts up to 100 timers: their 10 requests overlap on the container's threads.
+    chunks = [pending[start : start + BATCH] for start in range(0, len(pending), BATCH)]
+    return [timer for unsent in run_all(send, chunks) for timer in unsent]

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from crrmon_local.bench import report, speed, usage
+from crrmon_local.bench import report, scale, scale_report, speed, usage
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and 10,000 timers: a smoke run")
     parser.add_argument(
         "--only",
-        choices=["cold-start"],
-        help="measure section 4 alone and replace it (and its summary rows) in the existing output file",
+        choices=["cold-start", "scale"],
+        help="measure section 4 (cold-start) or 8 (scale) alone and replace it (and its summary rows) in the "
+        "existing output file",
     )
     args = parser.parse_args(argv)
     rounds, samples, timers, objects = (5, 3, 10_000, 8) if args.quick else (30, 9, 100_000, 40)
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     versions, untracked, old = (4_000, 2_000, 2_000) if args.quick else (20_000, 3_000, 3_000)
 
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
 
     def step(name: str):
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
@@ -53,8 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(text)
         step(f"rewrote section 4 of {args.output}")
         return 0
+    if args.only == "scale":
+        step("8. scale simulation: the real domain code under load, an hour of simulated time per rate")
+        scale_started = time.perf_counter()
+        runs = scale.run(args.quick)
+        machine = f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}"
+        note = (
+            f"Measured again alone (`make bench ARGS='--only scale'`) on {time.strftime('%Y-%m-%d')} ({machine})"
+            + (" with `--quick` (a smaller sample: a smoke run, not the committed figures)" if args.quick else "")
+            + "; the other sections are from the run named at the top."
+        )
+        section, rows = scale_report.scale_section(runs, time.perf_counter() - scale_started)
+        args.output.write_text(scale_report.splice(args.output.read_text(), section, rows, note))
+        step(f"rewrote section 8 of {args.output}")
+        return 0
     step("1. CPU per event, AWS answered at botocore's HTTP layer")
     cpu = speed.cpu_per_event(rounds)
+    small = speed.cpu_small_batches(rounds)
     step("2. one batch with a 10 ms round trip per AWS call")
     overlap = speed.overlap(max(5, rounds // 3))
     step("3. AWS usage per object, end to end on moto")
@@ -70,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     reconcile = speed.reconcile(
         versions, passes, untracked_versions=untracked, untracked_rounds=passes, old_versions=old
     )
+    step("8. scale simulation: the real domain code under load, an hour of simulated time per rate")
+    scale_started = time.perf_counter()
+    scale_runs = scale.run(args.quick)
+    scale_seconds = time.perf_counter() - scale_started
     elapsed = time.perf_counter() - started
     step("6. dollars per million objects (and versions reconciled); writing the report")
     text = report.render(
@@ -81,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         baseline_memory=baseline_memory,
         sweeps=sweeps,
         run_seconds=elapsed,
-        machine=f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}",
+        machine=(
+            f"{platform.machine()}, {report.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load_at_start:.1f} when it started"
+        ),
         quick=args.quick,
         reconcile=reconcile,
+        small=small,
+        scale=(scale_runs, scale_seconds),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

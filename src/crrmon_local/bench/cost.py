@@ -3,7 +3,7 @@
 Pure functions over numbers, so that the unit tests can check the rules that decide the bill:
 DynamoDB item sizes and write/read units (1 KB / 4 KB), Firehose's 5 KB record rounding, SQS and
 SNS 64 KB request chunks, and the break-even object size against S3 Replication Time Control.
-Prices live in bench/prices.json with their source and the date they were recorded.
+Prices live in bench/prices.json, each with its source and the date it was recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Price:
     unit: str
     source: str
     url: str
+    recorded: str  # ISO date the price was read from its page
 
     @property
     def each(self) -> float:
@@ -47,17 +48,22 @@ class Price:
 @dataclass(frozen=True)
 class PriceTable:
     region: str
-    recorded: str
     prices: dict[str, Price]
 
     def __getitem__(self, key: str) -> Price:
         return self.prices[key]
 
+    @property
+    def recorded(self) -> str:
+        """The dates the prices were recorded, oldest to newest ("2026-11-27 to 2026-12-07")."""
+        dates = sorted({p.recorded for p in self.prices.values()})
+        return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
 
 def load_prices(path: Path = PRICES) -> PriceTable:
     raw = json.loads(path.read_text())
     prices = {key: Price(key=key, **value) for key, value in raw["prices"].items()}
-    return PriceTable(region=raw["region"], recorded=raw["recorded"], prices=prices)
+    return PriceTable(region=raw["region"], prices=prices)
 
 
 # ---------------------------------------------------------------- DynamoDB
@@ -235,7 +241,8 @@ def reconcile_lines(
 
 # How S3 events of watched buckets outside the monitor's region reach its events queue. Either way the
 # queue bills one SendMessage per event; only the forwarding charge differs. Buckets in the monitor's
-# region send to the default bus, which EventBridge does not charge for (AWS service events).
+# region send to the default bus: free if S3's events count as AWS service events there, which AWS's
+# pricing page leaves open (prices.json `eventbridge_s3_event_default_bus`); the bench costs both.
 SNS_NOTIFICATIONS = "sns"  # S3 Event Notifications to the forwarder's SNS topic (recommended)
 EVENTBRIDGE_FORWARDING = "eventbridge"  # the forwarder's EventBridge rule to the monitor's bus
 DELIVERIES = {
@@ -274,46 +281,99 @@ def forwarding_lines(cross_region_events: float, delivery: str) -> list[Line]:
 # ---------------------------------------------------------------- the alternatives
 
 
+CRR_MONITOR_REPO = "aws-solutions/aws-crr-monitor"
+
+
 @dataclass(frozen=True)
 class CrrMonitorAssumptions:
-    """The archived AWS CRR Monitor solution (aws-solutions/aws-crr-monitor), per S3 event it handles.
+    """A model of the archived AWS CRR Monitor solution (aws-solutions/aws-crr-monitor), not a
+    measurement: what its code does per object, with the file each assumption comes from.
 
-    Each PutObject (source and every replica) is a CloudTrail data event, matched by a CloudWatch
-    Events rule in its region and published to an SNS topic in the monitor's region, delivered to an
-    SQS queue. A scheduled Lambda (x86) drains the queue 10 messages per ReceiveMessage and deletes
-    them per batch; per event it HEADs the object, reads the item with a strongly consistent GetItem
-    and writes it with an UpdateItem; per replicated object it adds to a statistics table. An hourly
-    job scans the table; completed items are purged by TTL.
+    - Events: its agent's EventBridge rule matches CloudTrail's PutObject (and CopyObject,
+      CompleteMultipartUpload) calls and publishes them to an SNS topic that the monitor's queue
+      subscribes to (source/CRRdeployagent/CRRdeployagent.py `agent_creator`); the source's PutObject
+      and each replica's are events (source/CRRMonitor/CRRMonitor.py `message_handler`: a source
+      sets start_datetime, a REPLICA end_datetime).
+    - CloudTrail: one trail logs data events with `ReadWriteType: All` for the source buckets and
+      their replica buckets (source/CRRMonitorTrailAlarm/CRRMonitorTrailAlarm.py
+      `put_event_selectors`), so the monitor's own HeadObject on each event is a data event too.
+    - Per event (`message_handler`): HeadObject, DescribeTable (control plane, free), a strongly
+      consistent GetItem, an UpdateItem of the object's single item (the table's key is
+      ETag:versionId, one item per object whatever its destinations).
+    - Statistics: `log_statistics` runs once per object, when the second of its source and replica
+      events is handled (`'crr_rate' not in ddbitem`): one UpdateItem per object, not per replica.
+    - Queue: the `CRRMonitor` function runs every minute (deployment/crr-monitor.template
+      `MonitorTimer`, rate(1 minute)): GetQueueAttributes, then ReceiveMessage (10 at most, short
+      polling) and DeleteMessageBatch until a receive comes back empty (`queue_handler`).
+    - Lambda: no MemorySize in the template (128 MB, Lambda's default), python3.7 on x86. Its own
+      comment puts "the average time required to process a single SQS record" at 160 ms
+      (CRRMonitor.py, `maxtask`): the high estimate. The low estimate: its calls per event at this
+      suite's 10 ms round trip, plus their CPU (this bench's measured CPU per DynamoDB call) at
+      128 MB's CPU share.
+    - Scans: every hour `CRRHourlyMaint` scans the whole table (source/CRRHourlyMaint/CRRHourlyMaint.py,
+      a FilterExpression, which filters after reading). Completed items get `itemttl` = end time
+      minus 24 h, already past (CRRMonitor.py), so TTL deletes them when it gets to them: DynamoDB
+      documents deletion of expired items "within a few days". Low: scanned once; high: 48 scans.
     """
 
     item_bytes: int = 350
-    scans_per_item: int = 24  # hourly scans while an item is kept (purge threshold 24 h)
-    lambda_ms_per_event: float = 40.0  # four sequential round trips (HEAD, DescribeTable, GetItem, UpdateItem)
+    scans_per_item: float = 1
+    lambda_ms_per_event: float = 160.0
     lambda_memory_mb: int = 128
+    head_is_a_data_event: bool = True
+    default_bus_billed: bool = False
 
 
-def crr_monitor_lines(destinations: int, a: CrrMonitorAssumptions = CrrMonitorAssumptions()) -> list[Line]:
-    events = 1 + destinations  # the source PutObject and one per replica
-    scan_units = a.scans_per_item * destinations * a.item_bytes / (2 * READ_UNIT_BYTES)  # scans read 8 KB per unit
-    return [
-        Line("CloudTrail", "data events (source and replica PutObject)", events, "cloudtrail_data_event"),
+def crr_monitor_estimates(low_ms_per_event: float) -> dict[str, CrrMonitorAssumptions]:
+    """The low and high estimates (`low_ms_per_event` from this run's measurements)."""
+    return {
+        "low": CrrMonitorAssumptions(scans_per_item=1, lambda_ms_per_event=low_ms_per_event),
+        "high": CrrMonitorAssumptions(scans_per_item=48, lambda_ms_per_event=160.0),
+    }
+
+
+CRR_MONITOR_CALLS_PER_EVENT = 4  # HeadObject, DescribeTable, GetItem, UpdateItem (+ statistics once per object)
+
+
+def crr_monitor_lines(
+    destinations: int, rate_per_s: float = 100.0, a: CrrMonitorAssumptions = CrrMonitorAssumptions()
+) -> list[Line]:
+    """Its bill per object at `rate_per_s` objects a second (the per-minute run spread over them)."""
+    events = 1 + destinations
+    per_minute = 1 / (60 * rate_per_s)  # one scheduled run a minute, per object
+    scan_units = a.scans_per_item * a.item_bytes / (2 * READ_UNIT_BYTES)  # Scan: eventually consistent, 8 KB a unit
+    receives = events / 10 + per_minute  # full receives of 10, and each run's last, empty one
+    lines = [
+        Line(
+            "CloudTrail",
+            "data events: each PutObject" + (" and the monitor's HeadObject" if a.head_is_a_data_event else ""),
+            events * (2 if a.head_is_a_data_event else 1),
+            "cloudtrail_data_event",
+        ),
+        Line(
+            "EventBridge",
+            "CloudTrail's events on the default bus" + (" (billed as custom events)" if a.default_bus_billed else ""),
+            events,
+            "eventbridge_event" if a.default_bus_billed else "eventbridge_s3_event_default_bus",
+        ),
         Line("SNS", "publish per event (agent rule -> monitor topic)", events, "sns_publish"),
         Line("SQS", "SNS delivery per event", events, "sqs_request"),
-        Line("SQS", "ReceiveMessage + DeleteMessageBatch (10 per call)", events * 2 / 10, "sqs_request"),
+        Line("SQS", "ReceiveMessage (10 a call) + DeleteMessageBatch", receives + events / 10, "sqs_request"),
+        Line("SQS", "GetQueueAttributes, once a minute", per_minute, "sqs_request"),
         Line("S3", "HeadObject per event", events, "s3_get_request"),
         Line("DynamoDB", "GetItem, strongly consistent, per event", events, "dynamodb_read_unit"),
-        Line("DynamoDB", "UpdateItem per event", events, "dynamodb_write_unit"),
-        Line("DynamoDB", "statistics table UpdateItem per replica", destinations, "dynamodb_write_unit"),
-        Line("DynamoDB", "hourly table scans", scan_units, "dynamodb_read_unit"),
-        *lambda_lines(
-            "CRRMonitor",
-            invocations=events,
-            ms=a.lambda_ms_per_event,
-            memory_mb=a.lambda_memory_mb,
-            arch="x86",
-            requests=False,
+        Line("DynamoDB", "UpdateItem per event (one item per object)", events, "dynamodb_write_unit"),
+        Line("DynamoDB", "statistics UpdateItem, once per object", 1, "dynamodb_write_unit"),
+        Line("DynamoDB", f"hourly Scan, {a.scans_per_item:g} per item", scan_units, "dynamodb_read_unit"),
+        Line("Lambda", "CRRMonitor invocations, once a minute", per_minute, "lambda_request"),
+        Line(
+            "Lambda",
+            f"CRRMonitor duration ({a.lambda_memory_mb} MB x86, {a.lambda_ms_per_event:.0f} ms per event)",
+            events * a.lambda_ms_per_event / 1000 * a.lambda_memory_mb / 1024,
+            "lambda_gb_second_x86",
         ),
     ]
+    return lines
 
 
 def rtc_per_million(average_object_bytes: float, destinations: int, table: PriceTable) -> float:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from datetime import UTC, datetime
 
-from crrmon_local.bench import cost, speed
+from crrmon_local.bench import cost, costreport, model, rates, speed
 from crrmon_local.bench.speed import ReconcileRun, SweepRun, Timing
 from crrmon_local.bench.usage import TEMPLATE, Scenario
 from crrmon_local.cfn import load_template
 
 RTT_MS = 10.0
-PLATFORM_LOG_BYTES = 300  # START, END and REPORT lines Lambda writes per invocation (assumed)
 LAMBDA_MB = 128
 KIB = 1024
 
@@ -34,75 +34,6 @@ def _iqr(values: list[float], scale: float = 1.0) -> str:
 
 def memory_mb() -> int:
     return int(load_template(TEMPLATE)["Globals"]["Function"].get("MemorySize", 128))
-
-
-# ---------------------------------------------------------------- the monitor's bill per object
-
-
-def monitor_lines(
-    s: Scenario, overlap: dict[str, Timing], cpu: dict, delivery: str = cost.SNS_NOTIFICATIONS
-) -> list[cost.Line]:
-    """Counted usage per object, with per-batch requests at full batches (10 SQS records, 100 stream records).
-
-    `delivery`: how events of buckets in other regions reach the events queue (cost.DELIVERIES).
-    """
-    n = s.objects
-
-    def per(value: float) -> float:
-        return value / n
-
-    events = per(s.events)
-    ingest_inv = events / 10
-    stream = per(s.records.get("MatcherFunction (stream)", 0))
-    matcher_inv = stream / 100
-    timers_in = per(s.records.get("SweeperFunction (SQS)", 0))
-    sweeper_inv = timers_in / 10
-    timers_out = per(s.timers)
-    timer_sends = max(timers_out / 10, min(ingest_inv, timers_out))
-    counted_matcher = s.invocations.get("MatcherFunction (stream)", 0) or 1
-    sns = s.units.get("sns.requests", 0) / counted_matcher * matcher_inv
-    raw = per(s.units.get("firehose.raw_bytes", 0))
-    objects_per_batch = 100 / stream if stream else 1
-    firehose_bytes = cost.firehose_billed_bytes([raw * objects_per_batch]) / objects_per_batch if raw else 0
-    mb = memory_mb()
-    log_bytes = 0.0
-    lambdas = []
-    for name, invocations in (("ingest", ingest_inv), ("matcher", matcher_inv), ("sweeper", sweeper_inv)):
-        timing, _ = cpu[name]
-        log_bytes += invocations * (statistics.median(timing.stdout_bytes) + PLATFORM_LOG_BYTES)
-        lambdas += cost.lambda_lines(name, invocations=invocations, ms=overlap[name].wall * 1000, memory_mb=mb)
-    return [
-        cost.Line("DynamoDB", "write units, table", per(s.units.get("dynamodb.write_units", 0)), "dynamodb_write_unit"),
-        cost.Line(
-            "DynamoDB",
-            "write units, Overdue index",
-            per(s.units.get("dynamodb.index_write_units", 0)),
-            "dynamodb_write_unit",
-        ),
-        cost.Line(
-            "DynamoDB",
-            "read units (Query at each deadline)",
-            per(s.units.get("dynamodb.read_units", 0) + s.units.get("dynamodb.read_units_eventual", 0)),
-            "dynamodb_read_unit",
-        ),
-        cost.Line("DynamoDB", "stream reads by Lambda triggers", stream, "dynamodb_stream_read_lambda"),
-        *cost.forwarding_lines(per(s.cross_region_events), delivery),
-        cost.Line("SNS", "S3 replication failure notifications", per(s.failure_notifications), "sns_publish"),
-        cost.Line("SQS", "EventsQueue: one SendMessage per S3 event", events, "sqs_request"),
-        cost.Line("SQS", "EventsQueue: Receive + DeleteMessageBatch per 10", 2 * ingest_inv, "sqs_request"),
-        cost.Line("SQS", "TimerQueue: SendMessageBatch", timer_sends, "sqs_request"),
-        cost.Line("SQS", "TimerQueue: Receive + DeleteMessageBatch per 10", 2 * sweeper_inv, "sqs_request"),
-        cost.Line("SQS", "dead-letter SendMessage", per(s.calls.get("sqs.SendMessage", 0)), "sqs_request"),
-        cost.Line("S3", "HeadObject", per(s.calls.get("s3.HeadObject", 0)), "s3_get_request"),
-        cost.Line("SNS", "alert digests (per pair and reason per batch)", sns, "sns_publish"),
-        cost.Line(
-            "Firehose", "archive, packed records, 5 KB rounding", firehose_bytes / cost.GIB, "firehose_ingest_gb"
-        ),
-        cost.Line(
-            "CloudWatch", "logs ingested (EMF + platform lines)", log_bytes / cost.GIB, "cloudwatch_logs_ingest_gb"
-        ),
-        *lambdas,
-    ]
 
 
 def _read_units(s: Scenario) -> str:
@@ -135,12 +66,18 @@ def _kib(n: float) -> str:
 MILLION = 1_000_000
 
 
+def reconcile_seconds(run: ReconcileRun, *, with_round_trips: bool = True) -> float:
+    """Lambda duration of one pass per version listed: its CPU (measured on a full core) at the function's
+    CPU share, plus the round trips one after the other when asked."""
+    waiting = speed.waiting_s(run.pass_calls) if with_round_trips else 0.0
+    return model.lambda_duration_s(run.timing.cpu, waiting, memory_mb()) / run.versions
+
+
 def reconcile_lines(run: ReconcileRun, *, with_round_trips: bool) -> list[cost.Line]:
-    """One pass's bill per version listed: CPU as Lambda duration, plus the round trips when asked."""
+    """One pass's bill per version listed: CPU at the memory's share as Lambda duration, plus the round
+    trips when asked."""
     per = 1 / run.versions
-    seconds = run.timing.cpu / run.versions
-    if with_round_trips:
-        seconds += speed.waiting_s(run.pass_calls) / run.versions
+    seconds = reconcile_seconds(run, with_round_trips=with_round_trips)
     return cost.reconcile_lines(
         listings=run.pass_calls["s3.ListObjectVersions"] * per,
         read_units=run.read_units * per,
@@ -263,9 +200,10 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
     totals = {key: cost.total_per_million(bill, prices) for key, bill in bills.items()}
     w(
         f"Dollars per million versions listed, per pass, one destination, prices from `bench/prices.json`. Lambda "
-        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, or the CPU plus the "
-        f"round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the pass waits "
-        "for the network, so this is the nearer figure)."
+        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, stretched to the "
+        f"function's CPU share ({model.cpu_share(memory_mb()):.3f} vCPU: `model.lambda_duration_s`), or that "
+        f"plus the round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the "
+        "pass waits for the network, so this is the nearer figure)."
     )
     w("")
     w("| line item | " + " | ".join(labels.values()) + " |")
@@ -287,7 +225,7 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
             + " |"
         )
     w("")
-    seconds = {name: (run.timing.cpu + speed.waiting_s(run.pass_calls)) / run.versions for name, run in cases.items()}
+    seconds = {name: reconcile_seconds(run) for name, run in cases.items()}
     timeout = int(load_template(TEMPLATE)["Resources"]["ReconcileFunction"]["Properties"]["Timeout"])
     run_s = timeout - RUN_MARGIN_S
     reads = sum(x.usd_per_million(prices) for x in bills["tracked", True] if x.price == "dynamodb_read_unit")
@@ -305,7 +243,8 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
         f"read, but its share of a LIST request and {old.cpu_ms_per_thousand / 1000:,.3f} ms of CPU "
         f"(${totals['old', True]:,.4f} per million with the round trips). With its round trips a pass takes "
         f"{seconds['tracked'] * MILLION:,.0f} s per million versions inside the window "
-        f"({tracked.timing.cpu / tracked.versions * MILLION:,.0f} s of it CPU) and "
+        f"({reconcile_seconds(tracked, with_round_trips=False) * MILLION:,.0f} s of it CPU at "
+        f"{memory_mb()} MB's share) and "
         f"{seconds['old'] * MILLION:,.0f} s per million older ones; a run lists for up to {run_s} s (the "
         f"{timeout} s timeout less its {RUN_MARGIN_S} s margin): {run_s / seconds['tracked'] / MILLION:,.1f} or "
         f"{run_s / seconds['old'] / MILLION:,.1f} million versions. A bucket holding a billion versions, however "
@@ -374,7 +313,9 @@ def cold_start_section(
     samples = len(next(iter(memory.values())))
     w(
         "Peak resident memory (VmHWM) of a fresh process that imported the handler and ran three full "
-        f"batches on canned AWS (ingest 10 events, matcher 100 records, sweeper 10 timers); {samples} processes "
+        "batches on canned AWS (a full batch each, template.yaml's BatchSize: "
+        + ", ".join(f"{k} {v}" for k, v in speed.full_batches().items())
+        + f"); {samples} processes "
         "per handler, interleaved, and the worst of them held against the limit. A bare interpreter "
         f"with boto3 and one client peaks at {baseline_memory:,.0f} MB on this machine."
     )
@@ -469,8 +410,13 @@ def render(
     machine: str,
     quick: bool,
     reconcile: dict[str, ReconcileRun] | None = None,
+    small: dict | None = None,
+    scale: tuple[list, float] | None = None,
 ) -> str:
+    """The results file. `small`: section 1's handlers on their smallest batches (speed.cpu_small_batches)."""
     import crrmon.ingest as ingest_module
+
+    small = small or speed.cpu_small_batches(3)
 
     prices = cost.load_prices()
     out: list[str] = []
@@ -484,7 +430,7 @@ def render(
     w(
         "Machines are shared and noisy: figures are medians over repeated runs (interquartile range beside "
         "them), compared as ratios with a baseline measured in the same run. No AWS account is used: AWS is "
-        "answered at botocore's HTTP layer (1, 2, 4, 7), by moto (3) or by stubbed clients (5). "
+        "answered at botocore's HTTP layer (1, 2, 4, 7), by moto (3) or by stubbed clients (5, 8). "
         "How to reproduce and read these: `docs/performance.md`."
     )
     w("")
@@ -494,7 +440,9 @@ def render(
     w("## 1. CPU per event, AWS answered locally")
     w("")
     w(
-        "The real handlers (`functions/<name>/app.py`, Powertools decorators included) on full batches; a "
+        "The real handlers (`functions/<name>/app.py`, Powertools decorators included) on full batches (and, "
+        "for section 6's split of an invocation's CPU into a fixed and a per-record part, on their smallest "
+        "batches); a "
         "botocore `before-send` hook answers every request with a canned HTTP response, so request "
         "building, signing, serialisation and parsing are counted. CPU is `time.process_time()` (all threads)."
     )
@@ -536,28 +484,44 @@ def render(
     w("| handler | batch | AWS calls | wall, median | in round trips | sequential | ratio to sequential | target |")
     w("|---|---|---|---|---|---|---|---|")
     ingest_rt = overlap["ingest"].wall * 1000 / RTT_MS
-    for name, label in (("ingest", "10 SQS events"), ("matcher", "100 stream records"), ("sweeper", "10 due timers")):
+    rt_low, rt_high = (f(overlap["ingest"].wall_s) * 1000 / RTT_MS for f in (min, max))
+    ingest_events = speed.full_batches()["ingest"]
+    floor_rt = int(rates.ingest_round_trips(ingest_events, ingest_module.MAX_WORKERS))
+    ingest_verdict = model.verdict(rt_low, rt_high, floor_rt)
+    ingest_status = (
+        f"{_ok(ingest_verdict == 'met')} ({rt_low:.1f}-{rt_high:.1f})"
+        if ingest_verdict != "within noise"
+        else f"within noise ({rt_low:.1f}-{rt_high:.1f})"
+    )
+    sizes = speed.full_batches()
+    for name, label in (
+        ("ingest", f"{sizes['ingest']} SQS events"),
+        ("matcher", f"{sizes['matcher']} stream records"),
+        ("sweeper", f"{sizes['sweeper']} due timers"),
+    ):
         t = overlap[name]
         calls = sum(t.calls.values())
         wall = t.wall * 1000
-        target = "≤ 2 round trips: " + _ok(wall / RTT_MS <= 2) if name == "ingest" else "none set"
+        target = f"≤ {floor_rt} round trips: " + ingest_status if name == "ingest" else "none set"
         w(
             f"| {name} | {label} | {calls} | {wall:,.1f} ms | {wall / RTT_MS:.1f} | "
             f"{calls * RTT_MS:,.0f} ms | {wall / (calls * RTT_MS):.2f} | {target} |"
         )
     w("")
-    batch_cpu_ms = 10 * ingest_us / 1000
+    batch_cpu_ms = ingest_events * ingest_us / 1000
     w(
         f"Ingest overlaps its UpdateItems on `MAX_WORKERS` = {ingest_module.MAX_WORKERS} threads kept for the "
-        "container's life (crrmon/ingest.py `run_groups()`), then sends the batch's timers in one "
-        "SendMessageBatch, which needs the UpdateItems' answers: the floor is 2 round trips plus CPU. "
+        "container's life (crrmon/concurrency.py `run_all()`), then sends the batch's timers, ten a "
+        "SendMessageBatch, the requests overlapping on the same threads; the timers need the UpdateItems' "
+        f"answers. The floor for {ingest_events} events, every one a first sighting: {floor_rt} round trips "
+        f"({math.ceil(ingest_events / ingest_module.MAX_WORKERS)} rounds of UpdateItems, then the timers), plus CPU. "
         f"Measured: {ingest_rt:.1f} round trips, against {sum(overlap['ingest'].calls.values())} sequentially. "
-        f"Above the floor: {ingest_rt - 2:.1f} round trips. The batch's requests are built, signed and parsed "
-        f"under the GIL, about {batch_cpu_ms:.1f} ms of CPU for 10 events (section 1), "
+        f"Above the floor: {ingest_rt - floor_rt:.1f} round trips. The batch's requests are built, signed and parsed "
+        f"under the GIL, about {batch_cpu_ms:.1f} ms of CPU for {ingest_events} events (section 1), "
         f"{batch_cpu_ms / RTT_MS:.1f} round trips' worth; the rest is threads waiting for the GIL and waking up "
         "(not measured apart). The matcher archives "
-        "its batch in one PutRecordBatch; the sweeper checks its timers one after the other, so its wall time "
-        "grows with the batch."
+        "its batch in one PutRecordBatch; the sweeper reads its timers' items in one BatchGetItem per 100 and "
+        "checks them on the same threads (on the happy path every item is decided: nothing more to ask)."
     )
     w("")
 
@@ -569,7 +533,8 @@ def render(
         "emulated event source mappings, a fake clock moving past every deadline and the give-up age. "
         "Every request the handlers make is counted by a botocore hook on boto3's default session (the one "
         "`crrmon.runtime.client` builds from); write units come from each item's size before and after the "
-        "write (read by an uncounted client), index writes from the Overdue projection entering or leaving."
+        "write (read by an uncounted client), index writes from each sparse index's projection (Overdue, Failed: "
+        "the item is in an index when it carries the index's key attributes) entering, changing or leaving."
     )
     w("")
     for s in scenarios:
@@ -597,10 +562,19 @@ def render(
                 continue
             unit = units_of.get(op)
             billed = f"{s.units.get(unit[0], 0) / n:,.2f} {unit[1]}" if unit else "—"
-            if op == "dynamodb.Query":
-                billed = _read_units(s)
+            if op in ("dynamodb.Query", "dynamodb.BatchGetItem"):
+                both = "dynamodb.Query" in s.calls and "dynamodb.BatchGetItem" in s.calls
+                if not both or op == "dynamodb.BatchGetItem":
+                    billed = _read_units(s) + (" (with the Query row's)" if both else "")
+                else:
+                    billed = "in the BatchGetItem row"
             if op == "dynamodb.UpdateItem" and s.units.get("dynamodb.index_write_units"):
-                billed += f" + {s.units['dynamodb.index_write_units'] / n:,.2f} index write units"
+                by_index = ", ".join(
+                    f"{k.rsplit('.', 1)[1]} {v / n:,.2f}"
+                    for k, v in sorted(s.units.items())
+                    if k.startswith("dynamodb.index_write_units.") and v
+                )
+                billed += f" + {s.units['dynamodb.index_write_units'] / n:,.2f} index write units ({by_index})"
             w(f"| {op} | {count / n:,.2f} | {billed} |")
         others = s.events - s.cross_region_events - s.failure_notifications
         w(
@@ -678,182 +652,33 @@ def render(
     w("")
 
     # 6 ------------------------------------------------------------------------------------------
-    w("## 6. Dollars per million monitored objects")
-    w("")
-    w(
-        f"Usage from section 3, per-batch requests at full batches (10 SQS records, 100 stream records per "
-        f"invocation), Lambda duration from section 2 (10 ms per AWS call) at {memory_mb()} MB arm64, "
-        f"prices from `bench/prices.json` ({prices.region}, recorded {prices.recorded}, each with its source)."
+    workers = ingest_module.MAX_WORKERS
+    measured = {p: rates.measured_from(cpu, small, workers=workers, point=p) for p in ("low", "mid", "high")}
+    base = rates.Setup(
+        memory_mb=memory_mb(),
+        arch=architecture(),
+        batching=model.batching_from_template(load_template(TEMPLATE)),
     )
+    section, cost_summary = costreport.section(scenarios, measured, base, prices, ingest_workers=workers)
+    out.extend(section)
+    w("### Other targets")
     w("")
-    sns_price = prices["sns_publish"].each * 1e6
-    eb_price = prices["eventbridge_event"].each * 1e6
-    w(
-        "Events of watched buckets in other regions (here: every replica's) reach the monitor's queue in one of "
-        "two set-ups. **SNS delivery (recommended):** the destination bucket's S3 Event Notifications "
-        "(`s3:ObjectCreated:*`, `s3:ObjectRemoved:DeleteMarkerCreated`) go to the forwarder stack's SNS topic, "
-        f"which the monitor's EventsQueue subscribes to: {_money(sns_price)} per million publishes; SNS's "
-        "delivery to SQS is free. **EventBridge delivery:** the forwarder stack's rule sends the bucket's "
-        f"EventBridge events to the monitor's bus: {_money(eb_price)} per million cross-region events. Either "
-        "way the queue bills one SendMessage per event. Buckets in the monitor's region send to the default bus "
-        "for free (AWS service events). The tables and targets use SNS delivery; the rows marked "
-        '"EventBridge delivery" give the same scenario in the other set-up.'
-    )
-    w("")
-    deliveries = (cost.SNS_NOTIFICATIONS, cost.EVENTBRIDGE_FORWARDING)
-    delivery_label = {cost.SNS_NOTIFICATIONS: "SNS delivery", cost.EVENTBRIDGE_FORWARDING: "EventBridge delivery"}
-    bills: dict[tuple[str, str], list[cost.Line]] = {}
-    totals: dict[tuple[str, str], float] = {}
-    for s in scenarios:
-        for dv in deliveries:
-            bills[s.name, dv] = monitor_lines(s, overlap, cpu, dv)
-            totals[s.name, dv] = cost.total_per_million(bills[s.name, dv], prices)
-    sns = cost.SNS_NOTIFICATIONS
-    eb = cost.EVENTBRIDGE_FORWARDING
-    w("| line item (SNS delivery, recommended) | " + " | ".join(s.name for s in scenarios) + " |")
-    w("|---|" + "---|" * len(scenarios))
-    for service, item in [(line.service, line.item) for line in bills[scenarios[0].name, sns]]:
-        cells = []
-        for s in scenarios:
-            line = next(x for x in bills[s.name, sns] if (x.service, x.item) == (service, item))
-            cells.append(_money(line.usd_per_million(prices)))
-        if any(c != "$0.000" for c in cells):
-            w(f"| {service}: {item} | " + " | ".join(cells) + " |")
-    w(
-        "| **total per million objects, SNS delivery (recommended)** | "
-        + " | ".join(f"**{_money(totals[s.name, sns])}**" for s in scenarios)
-        + " |"
-    )
-    w(
-        "| total per million objects, EventBridge delivery (other regions' events forwarded by EventBridge "
-        "instead of SNS) | " + " | ".join(_money(totals[s.name, eb]) for s in scenarios) + " |"
-    )
-    w("")
-
-    w("### Beside the alternatives")
-    w("")
-    crr = {d: cost.crr_monitor_lines(d) for d in (1, 2)}
-    crr_total = {d: cost.total_per_million(lines, prices) for d, lines in crr.items()}
-    w(
-        "The archived AWS CRR Monitor (aws-solutions/aws-crr-monitor), per object: a CloudTrail data event "
-        "for the source and each replica PutObject, an SNS publish and SQS delivery per event, a HeadObject, a "
-        "strongly consistent GetItem and an UpdateItem per event, a statistics-table UpdateItem per replica, "
-        "hourly table scans while items are kept (24 h), its Lambda (x86, 128 MB, ~40 ms per event). "
-        "Assumptions in `crrmon_local/bench/cost.py` `CrrMonitorAssumptions`."
-    )
-    w("")
-    w("| CRR Monitor line item | one destination | two destinations |")
-    w("|---|---|---|")
-    for a, b in zip(crr[1], crr[2], strict=True):
-        w(f"| {a.service}: {a.item} | {_money(a.usd_per_million(prices))} | {_money(b.usd_per_million(prices))} |")
-    w(f"| **total per million objects** | **{_money(crr_total[1])}** | **{_money(crr_total[2])}** |")
-    w("")
-    w(
-        "S3 Replication Time Control: $0.015 per GB replicated to each destination, plus replication "
-        "metrics billed as CloudWatch custom metrics per rule (a fixed monthly cost, left out per object)."
-    )
-    w("")
-    happy = {(d, dv): totals[scenarios[d - 1].name, dv] for d in (1, 2) for dv in deliveries}
-    w("| figure | this monitor | alternative | ratio | target |")
-    w("|---|---|---|---|---|")
-    verdicts = []  # (kind, destinations, delivery, value)
-    for d in (1, 2):
-        for dv in deliveries:
-            ratio = happy[d, dv] / crr_total[d]
-            verdicts.append(("crr", d, dv, ratio))
-            w(
-                f"| $ per million objects, {d} destination{'s' if d > 1 else ''}, happy path, "
-                f"{delivery_label[dv]}{' (recommended)' if dv == sns else ''} | {_money(happy[d, dv])} | "
-                f"CRR Monitor {_money(crr_total[d])} | {ratio:.3f} | ≤ 0.500: {_ok(ratio <= 0.5)} |"
-            )
-    for dv in deliveries:
-        fault = totals[scenarios[2].name, dv]
-        w(
-            f"| $ per million objects, 1 destination, fault mix, {delivery_label[dv]} | {_money(fault)} | "
-            f"CRR Monitor {_money(crr_total[1])} | {fault / crr_total[1]:.2f} | — |"
-        )
-    for d in (1, 2):
-        for dv in deliveries:
-            be = cost.break_even_object_bytes(happy[d, dv], d, prices)
-            verdicts.append(("rtc", d, dv, be))
-            w(
-                f"| break-even average object size against RTC, {d} destination{'s' if d > 1 else ''}, "
-                f"{delivery_label[dv]}{' (recommended)' if dv == sns else ''} | {_kib(be)} | "
-                f"RTC {_money(cost.rtc_per_million(256 * KIB, d, prices))} per million 256 KiB objects | "
-                f"{be / (256 * KIB):.3f} of 256 KiB | ≤ 256 KiB: {_ok(be <= 256 * KIB)} |"
-            )
-    w("")
-    w(
-        "Above the break-even size the monitor costs less than RTC; below it RTC is cheaper "
-        "(and it also replicates faster)."
-    )
-    w("")
-
-    w("### Where the money goes, and what would close a missed target")
-    w("")
-    bill_one = bills[scenarios[0].name, sns]
-    lines_one = sorted(bill_one, key=lambda x: -x.usd_per_million(prices))
-    services = cost.by_service(bill_one, prices)
-    w(
-        f"One destination, happy path, SNS delivery, {_money(happy[1, sns])} per million objects, by service: "
-        + ", ".join(f"{k} {_money(v)} ({v / happy[1, sns]:.0%})" for k, v in services.items() if v >= 0.005)
-        + ". Largest line items: "
-        + "; ".join(f"{x.service} {x.item} {_money(x.usd_per_million(prices))}" for x in lines_one[:4])
-        + ". The EventsQueue bills one SendMessage per S3 event whichever way the event comes: an EventBridge "
-        "rule cannot batch its deliveries, and SNS delivers one message per publish."
-    )
-    w("")
-    wu_objects = one.units.get("dynamodb.write_units", 0) / one.objects
-    reads_one = _usd(bill_one, prices, "read units (Query at each deadline)")
-    w(
-        f"Already in the code: an on-time replica with the source's size and ETag writes its observation and "
-        f"its COMPLETED verdict in one conditional UpdateItem ({wu_objects:.2f} write units per object and "
-        f"destination); the deadline Query is eventually consistent ({_money(reads_one)} per million objects); "
-        f"ingest's {ingest_module.MAX_WORKERS} threads are kept for the container's life."
-    )
-    w("")
-
-    def usd_of(bill: list[cost.Line], service: str, prefix: str = "") -> float:
-        return sum(x.usd_per_million(prices) for x in bill if x.service == service and x.item.startswith(prefix))
-
-    timer_cost = (
-        reads_one
-        + _usd(bill_one, prices, "TimerQueue: SendMessageBatch")
-        + _usd(bill_one, prices, "TimerQueue: Receive + DeleteMessageBatch per 10")
-        + usd_of(bill_one, "Lambda", "sweeper")
-    )
-
-    def regional_saving(d: int, dv: str) -> float:
-        bill = bills[scenarios[d - 1].name, dv]
-        return sum(x.usd_per_million(prices) for x in bill if x.item.startswith("other regions'"))
-
-    missed = []
-    for kind, d, dv, value in verdicts:
-        dests = f"{d} destination{'s' if d > 1 else ''}, {delivery_label[dv]}"
-        if kind == "crr" and value > 0.5:
-            gap = happy[d, dv] - 0.5 * crr_total[d]
-            missed.append((f"Cost against the CRR Monitor pattern, {dests}: {value:.3f}, target 0.500", gap, d, dv))
-        if kind == "rtc" and value > 256 * KIB:
-            gap = happy[d, dv] - cost.rtc_per_million(256 * KIB, d, prices)
-            missed.append((f"Break-even against RTC, {dests}: {value / KIB:,.1f} KiB, target 256 KiB", gap, d, dv))
-    ingest_gap = ingest_rt - 2
+    ingest_gap = ingest_rt - floor_rt
     if ingest_gap > 0:
         w(
-            f"Outside cost, ingest's batch misses its target: {ingest_rt:.1f} round trips against ≤ 2 (section 2), "
-            f"{ingest_gap:.1f} over. Its floor is 2 round trips because the timers wait for the UpdateItems' answers "
-            "(only a first sighting starts one), and CPU adds "
-            f"{batch_cpu_ms / RTT_MS:.1f}. Sending every event's timer alongside its UpdateItem would make the floor "
-            f"1 round trip ({1 + batch_cpu_ms / RTT_MS:.1f} with this CPU: "
-            f"{'within' if 1 + batch_cpu_ms / RTT_MS <= 2 else 'still above'} the target), at the price of a timer "
-            "per event instead of per object: one more per destination on the happy path, about "
-            f"{_money(timer_cost)} per million objects each (the deadline timer below)."
+            f"Ingest's batch misses its latency target: {ingest_rt:.1f} round trips against ≤ {floor_rt} (section 2), "
+            f"{ingest_gap:.1f} over: the floor is round trips alone, and the batch's CPU adds "
+            f"{batch_cpu_ms / RTT_MS:.1f} (the requests are built, signed and parsed under the GIL). The timers wait "
+            "for the UpdateItems' answers (only a first sighting starts one); sending every event's timer alongside "
+            "its UpdateItem would save one round trip, at the price of a timer per event instead of per object: "
+            "one more per destination on the happy path."
         )
         w("")
     over_memory = {k: max(v) for k, v in memory.items() if "=" not in k and max(v) > LAMBDA_MB}
     for name, worst in over_memory.items():
         limited = next((max(v) for k, v in memory.items() if k.startswith(f"{name}, ")), None)
         w(
-            f"Outside cost, {name}'s peak memory misses {LAMBDA_MB} MB in its worst process: {worst:,.0f} MB "
+            f"{name}'s peak memory misses {LAMBDA_MB} MB in its worst process: {worst:,.0f} MB "
             f"(section 4), {worst - LAMBDA_MB:,.0f} MB over"
             + (
                 f"; with `MALLOC_ARENA_MAX=2` in the function's environment its worst was {limited:,.0f} MB "
@@ -864,53 +689,17 @@ def render(
             + f" The template gives every function {memory_mb()} MB."
         )
         w("")
-    if missed:
-        w("Missed cost targets, each with its remaining gap and what would close it:")
+    if not ingest_gap > 0 and not over_memory:
+        w("None missed.")
         w("")
-        for text, gap, d, dv in missed:
-            saving = regional_saving(d, dv)
-            switch = happy[d, dv] - happy[d, sns]
-
-            def closes(amount: float, gap: float = gap) -> str:
-                return "enough to close it" if amount >= gap else "not enough on its own"
-
-            w(
-                f"- {text}: {_money(gap)} per million objects too much ({gap / happy[d, dv]:.1%} of the bill). "
-                + (f"SNS delivery instead saves {_money(switch)}: {closes(switch)}. " if dv != sns else "")
-                + f"A regional ingest would save {_money(saving)}: {closes(saving)}."
-            )
-        w("")
-    else:
-        w("Every cost target is met, with either delivery.")
-        w("")
-    w("Open design changes (per million objects):")
-    w("")
     w(
-        f"- Regional ingest: an ingest function and queue in each destination region, writing to the table, "
-        f"would remove the forwarding charge: {_money(sns_price)} per million replica events with SNS delivery "
-        f"({_money(regional_saving(1, sns))} for one destination, {_money(regional_saving(2, sns))} for two), "
-        f"{_money(eb_price)} with EventBridge delivery. The queue's SendMessage stays; the function's "
-        "UpdateItems cross regions (a longer round trip, billed as Lambda duration, plus inter-region data "
-        "transfer, not costed here), and each region adds fixed costs (idle polling, its own alarms)."
-    )
-    w(
-        f"- The deadline timer: every object starts one at its first sighting, and on the happy path it finds "
-        f"an item already decided: {_money(timer_cost)} per million objects (the Query, the timer's share of "
-        "SendMessageBatch, Receive + DeleteMessageBatch, the sweeper's invocations and duration). When the "
-        "source event comes first (as in section 3) the timer is the only check that a replica ever arrives, "
-        "and stays. When the replica's event comes first, its observation starts the timer and the source's "
-        "later event starts none; the matcher decides once both are in, and the timer is then only a net for "
-        "a lost source event. Skipping it for that share of objects would save up to the figure above on "
-        "each, but needs another net for lost source events."
-    )
-    w(
-        "- Fixed monthly costs are outside these per-object figures: custom metrics ($0.30 per metric per month: "
+        "Fixed monthly costs outside the per-object figures: custom metrics ($0.30 per metric per month: "
         "about 10 service-wide plus ~8 per pair), the KMS key ($1 per month), Lambda's SQS pollers on two queues "
-        "(~1.3 million empty long polls per month, ~$0.52), the one-minute schedule (43,200 invocations, a lease "
-        "write and one Query per pair each), topology refreshes (GetBucketReplication per source bucket "
-        "every 5 minutes per warm container) and ingest's heartbeats (one write per watched bucket a minute "
-        "per warm container; on moto's fake clock, which jumps minutes at a time, they show up in section 3 "
-        "as bookkeeping writes)."
+        "when idle (five 20 s long polls each, ~1.3 million empty receives a month, ~$0.52), the one-minute "
+        "schedule (43,200 invocations, a lease write and one Query per pair each), topology refreshes "
+        "(GetBucketReplication per source bucket every 5 minutes per warm container) and ingest's heartbeats "
+        "(one write per watched bucket a minute per warm container; on moto's fake clock, which jumps minutes at "
+        "a time, they show up in section 3 as bookkeeping writes)."
     )
     w("")
 
@@ -932,10 +721,10 @@ def render(
     )
     ingest_calls = sum(overlap["ingest"].calls.values())
     summary.append(
-        f"| ingest batch of 10, 10 ms per AWS call | {overlap['ingest'].wall * 1e3:,.1f} ms = "
+        f"| ingest batch of {ingest_events}, 10 ms per AWS call | {overlap['ingest'].wall * 1e3:,.1f} ms = "
         f"{ingest_rt:.1f} round trips "
-        f"| ≤ 2 round trips | {overlap['ingest'].wall * 1e3 / (ingest_calls * RTT_MS):.2f} of sequential; "
-        f"{_ok(ingest_rt <= 2)} |"
+        f"| ≤ {floor_rt} round trips | {overlap['ingest'].wall * 1e3 / (ingest_calls * RTT_MS):.2f} of sequential; "
+        f"{ingest_status} |"
     )
     summary.append(f"| write units per object (1 destination, happy) | {wru:.2f} | ≤ 3 | {_ok(wru <= 3)} |")
     summary.append(
@@ -950,22 +739,14 @@ def render(
             f"{sum(r.heads_per_bucket.values()):,} HEADs, max {pk} in 1 s | HEADs ≤ {r.head_limit_per_s:g}/s "
             f"+ burst | {_ok(pk <= 2 * r.head_limit_per_s)} |"
         )
-    for d in (1, 2):
-        for dv in deliveries:
-            ratio = happy[d, dv] / crr_total[d]
-            summary.append(
-                f"| $ per million objects, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
-                f"| {_money(happy[d, dv])} vs CRR Monitor {_money(crr_total[d])} | ≤ 0.5x "
-                f"| {ratio:.3f}x; {_ok(ratio <= 0.5)} |"
-            )
-    for d in (1, 2):
-        for dv in deliveries:
-            be = cost.break_even_object_bytes(happy[d, dv], d, prices)
-            summary.append(
-                f"| break-even vs RTC, {d} dest., {delivery_label[dv]}{' (recommended)' if dv == sns else ''} "
-                f"| {_kib(be)} | ≤ 256 KiB | {be / (256 * KIB):.3f}x; {_ok(be <= 256 * KIB)} |"
-            )
+    summary.extend(cost_summary)
     summary.extend(reconcile_summary)
+    if scale:
+        from crrmon_local.bench import scale_report
+
+        section, scale_summary = scale_report.scale_section(*scale)
+        out.extend(section)
+        summary.extend(scale_summary)
     summary.append("")
     out[summary_at:summary_at] = summary
     return "\n".join(out) + "\n"

@@ -75,27 +75,73 @@ def time_handler(
 # ---------------------------------------------------------------- 1 and 2: CPU and I/O overlap
 
 
+def full_batches() -> dict[str, int]:
+    """Each handler's full batch: its event source mapping's BatchSize in template.yaml."""
+    from crrmon_local.bench import model
+    from crrmon_local.cfn import load_template
+
+    mappings = model.batching_from_template(load_template(ROOT / "template.yaml"))
+    return {
+        "ingest": mappings["IngestFunction (SQS)"].batch_size,
+        "matcher": mappings["MatcherFunction (stream)"].batch_size,
+        "sweeper": mappings["SweeperFunction (SQS)"].batch_size,
+    }
+
+
+def _events(sizes: dict[str, int]) -> dict[str, Callable[[], dict]]:
+    return {
+        "ingest": lambda: workload.source_events(sizes["ingest"]),
+        "matcher": lambda: workload.stream_records(sizes["matcher"]),
+        "sweeper": lambda: workload.timer_records(sizes["sweeper"]),
+    }
+
+
 def cpu_per_event(rounds: int) -> dict[str, Any]:
-    """Ingest (SQS batches of 10) and matcher (stream batches of 100) with AWS answered at once."""
+    """Each handler on a full batch (template.yaml's BatchSize) with AWS answered at once."""
+    warnings.filterwarnings("ignore")
+    sizes = full_batches()
+    events = _events(sizes)
+    aws = canned.install()
+    ingest = time_handler("ingest", events["ingest"], rounds, aws)
+    matcher = time_handler("matcher", events["matcher"], rounds, aws)
+    aws.responders["dynamodb.Query"] = workload.final_item_answer
+    aws.responders["dynamodb.BatchGetItem"] = workload.final_items_answer
+    sweeper = time_handler("sweeper", events["sweeper"], rounds, aws)
+    return {
+        "ingest": (ingest, sizes["ingest"]),
+        "matcher": (matcher, sizes["matcher"]),
+        "sweeper": (sweeper, sizes["sweeper"]),
+    }
+
+
+def cpu_small_batches(rounds: int) -> dict[str, Any]:
+    """Each handler on its smallest batch, AWS answered at once: one SQS event or timer, and one
+    object's two stream records (one record alone is an INSERT the matcher does not archive). With
+    the full batches of `cpu_per_event`, the fixed and the per-record parts of an invocation's CPU."""
     warnings.filterwarnings("ignore")
     aws = canned.install()
-    ingest = time_handler("ingest", lambda: workload.source_events(10), rounds, aws)
-    matcher = time_handler("matcher", lambda: workload.stream_records(100), rounds, aws)
+    out = {
+        "ingest": (time_handler("ingest", lambda: workload.source_events(1), rounds, aws), 1),
+        "matcher": (time_handler("matcher", lambda: workload.stream_records(2), rounds, aws), 2),
+    }
     aws.responders["dynamodb.Query"] = workload.final_item_answer
-    sweeper = time_handler("sweeper", lambda: workload.timer_records(10), rounds, aws)
-    return {"ingest": (ingest, 10), "matcher": (matcher, 100), "sweeper": (sweeper, 10)}
+    aws.responders["dynamodb.BatchGetItem"] = workload.final_items_answer
+    out["sweeper"] = (time_handler("sweeper", lambda: workload.timer_records(1), rounds, aws), 1)
+    return out
 
 
 def overlap(rounds: int, latency_s: float = 0.010) -> dict[str, Any]:
-    """Wall time of one batch when every AWS call takes `latency_s`."""
+    """Wall time of one full batch when every AWS call takes `latency_s`."""
     warnings.filterwarnings("ignore")
+    events = _events(full_batches())
     aws = canned.install(latency_s)
     out = {
-        "ingest": time_handler("ingest", lambda: workload.source_events(10), rounds, aws),
-        "matcher": time_handler("matcher", lambda: workload.stream_records(100), rounds, aws),
+        "ingest": time_handler("ingest", events["ingest"], rounds, aws),
+        "matcher": time_handler("matcher", events["matcher"], rounds, aws),
     }
     aws.responders["dynamodb.Query"] = workload.final_item_answer
-    out["sweeper"] = time_handler("sweeper", lambda: workload.timer_records(10), rounds, aws)
+    aws.responders["dynamodb.BatchGetItem"] = workload.final_items_answer
+    out["sweeper"] = time_handler("sweeper", events["sweeper"], rounds, aws)
     return out
 
 
@@ -176,11 +222,8 @@ def memory_child(function: str) -> None:
     """In a fresh process: import one handler, run one full batch on canned AWS, print peak RSS in MB."""
     aws = canned.install()
     aws.responders["dynamodb.Query"] = workload.final_item_answer
-    events = {
-        "ingest": lambda: workload.source_events(10),
-        "matcher": lambda: workload.stream_records(100),
-        "sweeper": lambda: workload.timer_records(10),
-    }
+    aws.responders["dynamodb.BatchGetItem"] = workload.final_items_answer
+    events = _events(full_batches())
     handler = load_handler(function)
     with _quiet():
         for _ in range(3):

@@ -5,10 +5,12 @@ queues and stream by `crrmon_local.lambdas` with a fake clock, exactly as the in
 Every client the handlers build (crrmon.runtime.client, on boto3's default session) carries a
 `before-call`/`after-call` hook that counts requests and their billed units: DynamoDB write units
 from the item's size before and after each write (an uncounted client reads it), index writes when
-an item enters or leaves the sparse Overdue index, read units from what reads return, Firehose bytes
-rounded per record, SQS/SNS 64 KB chunks. Requests that AWS makes on the monitor's behalf (EventBridge
-or SNS delivering events to the queue, S3 publishing notifications, Lambda's pollers receiving and
-deleting) are counted from the pipeline's own numbers, assuming full batches.
+an item enters, changes in or leaves each sparse index the template declares (Overdue, Failed: an
+item is in an index when it carries the index's key attributes, whatever their values), read units
+from what reads return, Firehose bytes rounded per record, SQS/SNS 64 KB chunks. Requests that AWS
+makes on the monitor's behalf (EventBridge or SNS delivering events to the queue, S3 publishing
+notifications, Lambda's pollers receiving and deleting) are counted from the pipeline's own numbers
+and the batch fill at an object rate (crrmon_local.bench.rates).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 
 import boto3
 
-from crrmon.pair_index import OVERDUE
 from crrmon_local.bench import cost
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,7 +36,6 @@ SRC1, SRC2, DST_A, DST_B = "usage-src-one", "usage-src-two", "usage-dst-usw2", "
 REGIONS = {SRC1: "us-east-1", SRC2: "us-east-1", DST_A: "us-west-2", DST_B: "eu-west-1"}
 RPO = 900
 GIVE_UP = 7200
-INDEX_KEYS = (OVERDUE.hash_attribute, OVERDUE.range_attribute)
 TABLE_KEYS = ("pk", "dest")
 
 
@@ -58,7 +58,7 @@ class Meter:
     """Requests and billed units by (service, operation), from botocore's before-call/after-call events."""
 
     table_name: str
-    index_included: tuple[str, ...]
+    indexes: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (name, key attributes, included)
     reader: Any  # an uncounted DynamoDB client, to read items before and after a write
     calls: Counter = field(default_factory=Counter)
     units: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -77,6 +77,12 @@ class Meter:
             context["bench_before"] = self._get(key)
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             context["bench_consistent"] = bool(params.get("ConsistentRead"))
+        elif op == "dynamodb.BatchGetItem":
+            context["bench_asked"] = [
+                (table, key, bool(spec.get("ConsistentRead")))
+                for table, spec in params["RequestItems"].items()
+                for key in spec["Keys"]
+            ]
         elif op == "firehose.PutRecordBatch":
             sizes = [len(r["Data"]) for r in params["Records"]]
             self.units["firehose.billed_bytes"] += cost.firehose_billed_bytes(sizes)
@@ -104,15 +110,28 @@ class Meter:
                 self.calls[op] -= 1
                 return
             self.units["dynamodb.write_units"] += units
-            project = [TABLE_KEYS, INDEX_KEYS, self.index_included]
-            gsi = cost.index_write_units(
-                cost.projection(before, *project), cost.projection(after, *project), INDEX_KEYS
-            )
-            self.units["dynamodb.index_write_units"] += gsi
-        elif op == "dynamodb.BatchGetItem":  # heartbeats on the schedule: per minute, not per object
-            for items in (parsed.get("Responses") or {}).values():
-                size = sum(cost.item_size(i) for i in items)
-                self.units["dynamodb.bookkeeping_read_units"] += cost.read_units(size, consistent=False)
+            for name, index_keys, included in self.indexes:
+                project = [TABLE_KEYS, index_keys, included]
+                gsi = cost.index_write_units(
+                    cost.projection(before, *project), cost.projection(after, *project), index_keys
+                )
+                self.units["dynamodb.index_write_units"] += gsi
+                self.units[f"dynamodb.index_write_units.{name}"] += gsi
+        elif op == "dynamodb.BatchGetItem":
+            # Each key asked is billed as its own read, found or not. The sweeper reads its timers' items
+            # (per object); the schedule reads heartbeats ("__" keys: per minute, not per object).
+            found = {
+                (table, item["pk"]["S"], item["dest"]["S"]): item
+                for table, items in (parsed.get("Responses") or {}).items()
+                for item in items
+            }
+            for table, key, consistent in context.get("bench_asked", ()):
+                item = found.get((table, key["pk"]["S"], key["dest"]["S"]))
+                units = cost.read_units(cost.item_size(item), consistent=consistent)
+                if key["pk"]["S"].startswith("__"):
+                    self.units["dynamodb.bookkeeping_read_units"] += units
+                else:
+                    self.units["dynamodb.read_units" if consistent else "dynamodb.read_units_eventual"] += units
         elif op in ("dynamodb.Query", "dynamodb.GetItem"):
             items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
             size = sum(cost.item_size(i) for i in items)
@@ -377,8 +396,7 @@ def run_scenarios(objects: int) -> list[Scenario]:
             os.environ.update(stack.environment)
             runtime.reset()
             boto3.setup_default_session(region_name=REGION)
-            index = _overdue_projection()
-            meter = Meter(stack.table_name, index, session.client("dynamodb", region_name=REGION))
+            meter = Meter(stack.table_name, table_indexes(), session.client("dynamodb", region_name=REGION))
             meter.install(boto3.DEFAULT_SESSION)
             world = World(session, stack, clock)
             out = io.StringIO()
@@ -429,12 +447,19 @@ def run_scenarios(objects: int) -> list[Scenario]:
     return results
 
 
-def _overdue_projection() -> tuple[str, ...]:
+def table_indexes(template: Path = TEMPLATE) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """Every global secondary index of the ReplicationTable: (name, key attributes, projected attributes)."""
     from crrmon_local.cfn import load_template
 
-    table = load_template(TEMPLATE)["Resources"]["ReplicationTable"]["Properties"]
-    [index] = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "Overdue"]
-    return tuple(index["Projection"].get("NonKeyAttributes", ()))
+    table = load_template(template)["Resources"]["ReplicationTable"]["Properties"]
+    return tuple(
+        (
+            i["IndexName"],
+            tuple(k["AttributeName"] for k in i["KeySchema"]),
+            tuple(i["Projection"].get("NonKeyAttributes", ())),
+        )
+        for i in table.get("GlobalSecondaryIndexes", ())
+    )
 
 
 def _invocations(world: World) -> dict[str, int]:

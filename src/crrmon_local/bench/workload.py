@@ -127,9 +127,24 @@ def stream_records(n_records: int) -> dict[str, Any]:
 
 
 def timer_records(n: int) -> dict[str, Any]:
+    """`n` due timers, each naming its destination as ingest's timers do (the sweeper reads their items
+    in one BatchGetItem per 100 keys)."""
     now = int(time.time())
-    bodies = [json.dumps({"pk": make_pk(version_id(), f"k/{i}"), "due": now - 1, "attempt": 0}) for i in range(n)]
+    bodies = [
+        json.dumps({"pk": make_pk(version_id(), f"k/{i}"), "due": now - 1, "attempt": 0, "d": [DESTINATION]})
+        for i in range(n)
+    ]
     return {"Records": [sqs_record(b) for b in bodies]}
+
+
+def final_items_answer(request) -> tuple[int, dict[str, str], bytes]:
+    """A BatchGetItem answer holding, for every key asked, an item that already has its verdict (the
+    happy path at the deadline)."""
+    asked = json.loads(request.body)["RequestItems"]
+    _, final = object_items(0)
+    responses = {table: [{**_image(final), **key} for key in spec["Keys"]] for table, spec in asked.items()}
+    body = json.dumps({"Responses": responses, "UnprocessedKeys": {}}, default=int)
+    return 200, {"Content-Type": "application/x-amz-json-1.0"}, body.encode()
 
 
 def final_item_answer(_request) -> tuple[int, dict[str, str], bytes]:
