@@ -9,8 +9,6 @@ older than that are listed from here: with Athena on a deployed stack, or by rea
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import re
 import time
@@ -19,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from crrmon.publish import read_archive
 from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
@@ -55,12 +54,7 @@ def archive_lines(ctx: Context, since_s: float) -> Iterator[dict[str, Any]]:
                 if partition and "-".join(partition.groups()) < since_day:
                     continue
                 data = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
-                if data[:2] == b"\x1f\x8b":
-                    data = gzip.decompress(data)
-                for raw in data.decode("utf-8").splitlines():
-                    if not raw.strip():
-                        continue
-                    line = json.loads(raw)
+                for line in read_archive(data):
                     if (line.get("detected_at") or "") < since_iso or line.get("record_id") in seen:
                         continue
                     seen.add(line.get("record_id"))

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     overdue = command(
         "overdue",
         "objects past their deadline, per pair",
-        "Objects whose replica is late, from the sparse Overdue index: one Query per pair, oldest first.",
+        "Objects whose replica is late, from the sparse Overdue index: a Query per shard of each pair, oldest first.",
     )
     _filters(overdue)
     _paging(overdue)
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "failed",
         "objects whose replication failed",
         "FAILED verdicts, newest first: within the table's retention (RecordRetentionHours) from its sparse "
-        "Failed index, one Query per pair; older ones from the archive (Athena over the Glue table, or the "
+        "Failed index, a Query per shard of each pair; older ones from the archive (Athena over the Glue table, or the "
         "archive's JSON lines with --from archive and for the local demo).",
     )
     _filters(failed)

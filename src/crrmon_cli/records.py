@@ -1,5 +1,6 @@
 """Commands over the state table: `status` of one object; `overdue` and (within the table's retention)
-`failed` from the sparse Overdue and Failed indexes, a Query per pair, never a Scan."""
+`failed` from the sparse Overdue and Failed indexes, Queries on each pair's shards merged in order,
+never a Scan."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from crrmon import pair_index
+from crrmon.pair_index import FAILED, OVERDUE, PairIndex
 from crrmon.store import FAILED_INDEX, from_image, make_pk, split_pk
 from crrmon_cli import watched
 from crrmon_cli.context import Context
@@ -110,8 +113,7 @@ def pair_index_items(
     ctx: Context,
     *,
     index: str,
-    pair_attribute: str,
-    range_attribute: str,
+    keys: PairIndex,
     pairs: list[str],
     token: str | None,
     limit: int | None,
@@ -120,8 +122,9 @@ def pair_index_items(
     high: int | None = None,
     newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Items of a sparse per-pair index, pair after pair, one Query at a time: a page of `limit` items
-    (None: all of them) and the token of the next page, which carries (pair position, ExclusiveStartKey).
+    """Items of a sparse per-pair index, pair after pair, each pair's shards merged in the index's order
+    (crrmon.pair_index): a page of `limit` items (None: all of them) and the token of the next page, which
+    carries (pair position, the key of the last item read).
 
     `low`/`high` bound the range attribute (inclusive); `prefix` filters keys here (they sit inside pk).
     """
@@ -129,62 +132,49 @@ def pair_index_items(
     table = ctx.target.need("table_name", "--table")
     state = decode_token(token)
     position, start = int(state.get("p", 0)), state.get("k")
-    condition = "#h = :p"
-    if low is not None and high is not None:
-        condition += " AND #r BETWEEN :lo AND :hi"
-    elif low is not None:
-        condition += " AND #r >= :lo"
-    elif high is not None:
-        condition += " AND #r <= :hi"
-    bounds = {name: {"N": str(v)} for name, v in ((":lo", low), (":hi", high)) if v is not None}
-    names = {"#h": pair_attribute, **({"#r": range_attribute} if bounds else {})}
 
-    def query(name: str, limit_: int | None, start_: dict | None) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            "TableName": table,
-            "IndexName": index,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {":p": {"S": name}, **bounds},
-            "ScanIndexForward": not newest_first,
-        }
-        if limit_ is not None:
-            request["Limit"] = limit_
-        if start_:
-            request["ExclusiveStartKey"] = start_
-        return ddb.query(**request)
+    def read(pair: str, after: dict | None, batch: int | None):
+        try:
+            return pair_index.items(
+                ddb,
+                table=table,
+                index=index,
+                keys=keys,
+                pair=pair,
+                after=after,
+                low=low,
+                high=high,
+                newest_first=newest_first,
+                batch=batch,
+            )
+        except ValueError:
+            raise UsageError("--next-token is not a token this command gave") from None
 
     items: list[dict[str, Any]] = []
     while position < len(pairs) and (limit is None or len(items) < limit):
         # One item more than the page needs: whether this pair has more is then known, not guessed.
-        wanted = None if limit is None else (200 if prefix else limit - len(items) + 1)
-        answer = query(pairs[position], wanted, start)
-        stopped_at = None
-        for raw in answer.get("Items", []):
+        batch = None if limit is None else (200 if prefix else limit - len(items) + 1)
+        more = False
+        for raw in read(pairs[position], start, batch):
             if limit is not None and len(items) >= limit:
+                more = True
                 break
-            stopped_at = {name: raw[name] for name in ("pk", "dest", pair_attribute, range_attribute)}
+            start = keys.cursor(raw)
             item = from_image(raw)
             if prefix and not split_pk(item["pk"])[1].startswith(prefix):
                 continue
             items.append(item)
-        else:
-            stopped_at = None  # every item of the answer was taken
-        if stopped_at:
-            start = stopped_at
-        elif answer.get("LastEvaluatedKey"):
-            start = answer["LastEvaluatedKey"]
-        else:
+        if not more:
             position, start = position + 1, None
     if start is None:  # the page ended with a pair: skip the pairs after it that hold nothing
-        while position < len(pairs) and not query(pairs[position], 1, None).get("Items"):
+        while position < len(pairs) and next(read(pairs[position], None, 1), None) is None:
             position += 1
     following = encode_token({"p": position, "k": start}) if position < len(pairs) else None
     return items, following
 
 
 def overdue(ctx: Context, args) -> int:
-    """One Query per pair on the sparse Overdue index, oldest first."""
+    """Queries on each pair's shards of the sparse Overdue index, oldest first."""
     pairs = _pairs(ctx, args)
     if args.summary:
         return overdue_summary(ctx, ctx.aws.client("dynamodb"), ctx.target.need("table_name", "--table"), pairs)
@@ -192,8 +182,7 @@ def overdue(ctx: Context, args) -> int:
     items, token = pair_index_items(
         ctx,
         index=ctx.target.overdue_index_name,
-        pair_attribute="ovd_pair",
-        range_attribute="first_seen",
+        keys=OVERDUE,
         pairs=pairs,
         token=args.next_token,
         limit=args.limit,
@@ -205,7 +194,7 @@ def overdue(ctx: Context, args) -> int:
         version_id, key = split_pk(item["pk"])
         rows.append(
             {
-                "pair": item.get("ovd_pair"),
+                "pair": pair_index.pair_of(item[OVERDUE.hash_attribute]),
                 "key": key,
                 "version_id": version_id,
                 "first_seen": iso(item.get("first_seen")),
@@ -227,8 +216,7 @@ def failed_from_table(
     items, following = pair_index_items(
         ctx,
         index=FAILED_INDEX,
-        pair_attribute="fail_pair",
-        range_attribute="decided_at",
+        keys=FAILED,
         pairs=_pairs(ctx, args),
         token=token,
         limit=limit,
@@ -240,10 +228,11 @@ def failed_from_table(
     rows = []
     for item in items:
         version_id, key = split_pk(item["pk"])
-        source, _, destination = item["fail_pair"].partition(">")
+        pair = pair_index.pair_of(item[FAILED.hash_attribute])
+        source, _, destination = pair.partition(">")
         rows.append(
             {
-                "pair": item["fail_pair"],
+                "pair": pair,
                 "source_bucket": source,
                 "destination_bucket": destination,
                 "key": key,
@@ -257,27 +246,12 @@ def failed_from_table(
 
 
 def overdue_summary(ctx: Context, ddb, table: str, pairs: list[str]) -> int:
-    """Per pair: how many objects are overdue (a COUNT Query, paged) and the oldest of them."""
+    """Per pair: how many objects are overdue (COUNT Queries on its shards, paged) and the oldest of them."""
     store = ctx.store()
     now_s = ctx.now()
     rows = []
     for name in pairs:
-        count, start = 0, None
-        while True:
-            query: dict[str, Any] = {
-                "TableName": table,
-                "IndexName": ctx.target.overdue_index_name,
-                "KeyConditionExpression": "ovd_pair = :p",
-                "ExpressionAttributeValues": {":p": {"S": name}},
-                "Select": "COUNT",
-            }
-            if start:
-                query["ExclusiveStartKey"] = start
-            answer = ddb.query(**query)
-            count += answer.get("Count", 0)
-            start = answer.get("LastEvaluatedKey")
-            if not start:
-                break
+        count = pair_index.count(ddb, table=table, index=ctx.target.overdue_index_name, keys=OVERDUE, pair=name)
         oldest = store.oldest_overdue(name) if count else None
         rows.append(
             {

@@ -372,7 +372,10 @@ class Tally:
                 ident = (image["pk"]["S"], image["dest"]["S"])
                 status = self.status[ident] = image["status"]["S"]
                 if status == "OVERDUE":
-                    pair = image.get("ovd_pair", {}).get("S", "unknown")
+                    from crrmon.pair_index import OVERDUE, pair_of
+
+                    # The index key value carries a shard ("<pair>#<n>"): the pair is what is shown.
+                    pair = pair_of(image.get(OVERDUE.hash_attribute, {}).get("S", "unknown"))
                     self.overdue[ident] = (pair, int(image["first_seen"]["N"]))
                     self.ever_overdue[pair].add(ident)
                 else:
@@ -866,12 +869,14 @@ class Demo:
 
     # ---- what the monitor said
     def archive_lines(self) -> list[dict]:
+        from crrmon.publish import read_archive
+
         lines = []
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.stack.archive_bucket):
             for entry in page.get("Contents", []):
                 data = self.s3.get_object(Bucket=self.stack.archive_bucket, Key=entry["Key"])["Body"].read()
-                lines.extend(json.loads(line) for line in data.decode().splitlines() if line)
+                lines.extend(read_archive(data))
         return lines
 
     def digests(self) -> list[dict]:

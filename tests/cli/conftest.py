@@ -72,6 +72,18 @@ def overdue_item(key: str, version_id: str, *, src: str = SRC, dest: str = DST, 
     assert s.mark_overdue(pk, dest, pair=pair_name(src, dest), now_ms=first_seen_ms + RPO * 1000)
 
 
+def index_before_sharding(pk: str, dest: str, attribute: str, pair: str) -> None:
+    """Give an indexed item the bare pair as its index key, as a monitor that did not shard the keys wrote it."""
+    s = store()
+    s.dynamodb.update_item(
+        TableName=s.table_name,
+        Key={"pk": {"S": pk}, "dest": {"S": dest}},
+        UpdateExpression="SET #a = :p",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":p": {"S": pair}},
+    )
+
+
 def deny(session, event: str, code: str = "AccessDenied"):
     """Make every call named by `event` (e.g. 'before-call.s3.GetBucketReplication') fail with `code`."""
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from datetime import UTC, datetime
+
 from moto.athena.models import QueryResults, athena_backends
 
-from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail
+from crrmon.publish import pack_records
+from crrmon.store import make_pk
+
+from .conftest import ACCOUNT, DST, DST2, REGION, SRC, Recorder, deny, fail, index_before_sharding, store
 
 
 def test_failed_empty(world, cli):
@@ -36,7 +43,7 @@ def _all_pages(cli, *argv: str) -> tuple[list[str], int, dict]:
 
 
 def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
-    """Within the retention window the sparse Failed index answers: a Query per pair, never a Scan."""
+    """Within the retention window the sparse Failed index answers: a Query per shard of each pair, never a Scan."""
     _five_failures(world)
     fail(world, "bad/eu", dest=DST2, reason="DstBucketNotFound")
     _, answer = cli.json("failed", "--since", "2s")  # bad/i failed at i+1 s, bad/eu with bad/4
@@ -57,6 +64,18 @@ def test_failed_lists_failures_from_the_table_index_with_paging(world, cli):
     _, answer = cli.json("failed", "--pair", f"{SRC}>{DST2}")
     assert [r["key"] for r in answer["items"]] == ["bad/eu"]
     assert cli("failed", "--older-than", "1h") == 0  # all failed seconds ago
+
+
+def test_failed_lists_failures_indexed_before_sharding_with_the_others(world, cli):
+    old = fail(world, "bad/before-upgrade")
+    index_before_sharding(make_pk(old["version_id"], "bad/before-upgrade"), DST, "fail_pair", f"{SRC}>{DST}")
+    for i in range(3):
+        world.clock.advance(1)
+        fail(world, f"bad/{i}")
+    assert store().get(make_pk(old["version_id"], "bad/before-upgrade"), DST)["fail_pair"] == f"{SRC}>{DST}"
+    keys, _, answer = _all_pages(cli, "--from", "table", "--pair", f"{SRC}>{DST}")
+    assert keys == ["bad/2", "bad/1", "bad/0", "bad/before-upgrade"]  # newest first over shards and the bare pair
+    assert answer["items"][-1]["pair"] == f"{SRC}>{DST}"
 
 
 def test_failed_lists_failures_from_the_archive_with_paging(world, cli):
@@ -98,6 +117,35 @@ def test_stats_from_the_archive(world, cli):
     assert eu["completed"] == 4 and eu["failed"] == 0
     assert west["p50_ms"] == 4000 and west["p90_ms"] == 8000 and west["max_ms"] == 8000 and west["max"] == "8s"
     assert cli("stats") == 1 and "P50" in cli.out
+
+
+def test_stats_read_archive_objects_of_every_form_once_per_record_id(world, cli):
+    """Gzip members (one per Firehose record, as the monitor sends them), a Firehose-compressed object of
+    plain lines, and an object holding both (written during a stack update): each line counted once."""
+    world.replicated("ok/members", after_s=2)  # through the pipeline and moto's Firehose: gzip members
+    now = datetime.fromtimestamp(world.clock(), UTC)
+    at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def line(n: int, status: str = "COMPLETED") -> dict:
+        return {
+            "record_id": f"r{n}",
+            "source_bucket": SRC,
+            "destination_bucket": DST,
+            "key": f"old/{n}",
+            "status": status,
+            "missed_rpo": False,
+            "latency_ms": 1000,
+            "detected_at": at,
+        }
+
+    plain = b"".join((json.dumps(line(n)) + "\n").encode() for n in (1, 2))
+    prefix = f"records/year={now:%Y}/month={now:%m}/day={now:%d}/"
+    world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "firehose-gzip.gz", Body=gzip.compress(plain))
+    mixed = plain + b"".join(pack_records([line(3, "FAILED"), line(2)]))  # r1, r2 again: copies of one verdict
+    world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "mixed.json.gz", Body=mixed)
+    code, answer = cli.json("stats", "--since", "1h")
+    row = {r["pair"]: r for r in answer["items"]}[f"{SRC}>{DST}"]
+    assert code == 1 and row["objects"] == 4 and row["completed"] == 3 and row["failed"] == 1
 
 
 def test_stats_empty(world, cli):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from crrmon.store import make_pk
 from crrmon_local import emulator
 
-from .conftest import DST, DST2, RPO, SRC, deny, overdue_item
+from .conftest import DST, DST2, RPO, SRC, deny, index_before_sharding, overdue_item, store
 
 
 def test_status_of_a_replicated_object_per_destination(world, cli):
@@ -84,6 +85,33 @@ def test_overdue_pages_across_pairs_without_losing_or_repeating(world, cli):
     assert len(seen) == len(set(seen)) == 11 and set(seen) == expected
     # oldest first within a pair
     assert [k for p, k in seen if p == f"{SRC}>{DST}"] == [f"a/{i}" for i in range(7)]
+
+
+def test_overdue_merges_the_shards_of_a_pair_oldest_first_with_items_indexed_before_sharding(world, cli):
+    base_ms = int(world.clock() * 1000) - 3_600_000
+    for i in range(24):  # six first sightings, four items each: ties across shards
+        overdue_item(f"s/{i:02}", f"v{i}", first_seen_ms=base_ms + (i % 6) * 1000)
+    overdue_item("s/legacy", "vL", first_seen_ms=base_ms - 1000)
+    index_before_sharding(make_pk("vL", "s/legacy"), DST, "ovd_pair", f"{SRC}>{DST}")
+    shards = {store().get(make_pk(f"v{i}", f"s/{i:02}"), DST)["ovd_pair"] for i in range(24)}
+    assert len(shards) > 8 and all(v.startswith(f"{SRC}>{DST}#") for v in shards)
+
+    rows, token = [], None
+    while True:
+        argv = ["overdue", "--pair", f"{SRC}>{DST}", "--limit", "5", *(["--next-token", token] if token else [])]
+        _, answer = cli.json(*argv)
+        rows += answer["items"]
+        token = answer.get("next_token")
+        if not token:
+            break
+    keys = [row["key"] for row in rows]
+    assert len(keys) == len(set(keys)) == 25 and keys[0] == "s/legacy"
+    assert [row["first_seen"] for row in rows] == sorted(row["first_seen"] for row in rows)
+    assert {row["pair"] for row in rows} == {f"{SRC}>{DST}"}  # never the shard
+
+    _, answer = cli.json("overdue", "--summary")
+    summary = {row["pair"]: row for row in answer["items"]}[f"{SRC}>{DST}"]
+    assert (summary["overdue"], summary["oldest_key"]) == (25, "s/legacy")
 
 
 def test_overdue_filters(world, cli):

@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from crrmon import runtime
+from crrmon.publish import read_archive
 from crrmon.store import make_pk
 from crrmon_local import emulator
 from crrmon_local.lambdas import mappings_for_stack
@@ -164,7 +165,7 @@ class World:
         listing = self.s3.list_objects_v2(Bucket=self.stack.archive_bucket)
         for entry in sorted(listing.get("Contents", []), key=lambda e: (e["LastModified"], e["Key"])):
             data = self.s3.get_object(Bucket=self.stack.archive_bucket, Key=entry["Key"])["Body"].read()
-            lines.extend(json.loads(line) for line in data.decode().splitlines() if line)
+            lines.extend(read_archive(data))
         return lines
 
     def lines_for(self, key: str) -> list[dict]:
@@ -193,6 +194,7 @@ def clock(monkeypatch) -> FakeClock:
     fake = FakeClock(float(int(time.time())))
     monkeypatch.setattr("moto.sqs.models.unix_time_millis", lambda *a: fake.t * 1000)
     monkeypatch.setattr(runtime, "now", fake)
+    monkeypatch.setattr(runtime, "sleep", fake.advance)  # backoff pauses pass on the fake clock
     return fake
 
 

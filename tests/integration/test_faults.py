@@ -31,7 +31,7 @@ CALLS = [
     ("matcher", "dynamodb", "UpdateItem"),
     ("matcher", "firehose", "PutRecordBatch"),
     ("matcher", "sns", "Publish"),
-    ("sweeper", "dynamodb", "Query"),
+    ("sweeper", "dynamodb", "BatchGetItem"),
     ("sweeper", "s3", "HeadObject"),
 ]
 
@@ -135,7 +135,7 @@ def test_permanent_publish_fault_goes_to_the_on_failure_queue_with_the_stream_po
 
 def test_permanent_sweeper_fault_dead_letters_the_timer_with_its_version(world):
     key = "fault/sweeper-permanent"
-    fault = Fault("dynamodb", "Query", "access-denied", times=None)
+    fault = Fault("dynamodb", "BatchGetItem", "access-denied", times=None)
     obj = scenario(world, key)
     for _ in range(12):
         world.advance(400)

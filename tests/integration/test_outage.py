@@ -17,9 +17,10 @@ from crrmon.evidence import Evidence, RateLimiter
 from crrmon.ingest import CONTAINER_HEARTBEATS
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
-from crrmon.publish import Publisher
+from crrmon.publish import Publisher, read_archive
+from crrmon.schedule import CANARY_KEY
 from crrmon.store import HEARTBEAT_PK
-from crrmon.sweep import CANARY_KEY, Sweeper
+from crrmon.sweep import Sweeper
 from crrmon.timers import Timer
 from crrmon.topology import Rule, Topology, TopologyCache
 
@@ -159,6 +160,9 @@ class TableFake:
         item = self.items.get(pk)
         return [dict(item)] if item else []
 
+    def items_for(self, keys):
+        return [dict(self.items[pk]) for pk, _dest in keys if pk in self.items]
+
     def get(self, pk, dest):
         return dict(self.items[pk]) if pk in self.items else None
 
@@ -234,7 +238,7 @@ class ArchiveFake:
         self.lines = 0
 
     def put_record_batch(self, DeliveryStreamName, Records):
-        self.lines += sum(r["Data"].count(b"\n") for r in Records)
+        self.lines += sum(len(read_archive(r["Data"])) for r in Records)
         return {"FailedPutCount": 0}
 
 

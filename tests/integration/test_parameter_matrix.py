@@ -37,6 +37,7 @@ import boto3
 import pytest
 from cfnlint.api import lint_file
 
+from crrmon.publish import read_archive
 from crrmon.store import Store, make_pk
 from crrmon_local import emulator
 from crrmon_local.cfn import load_template, translate
@@ -428,8 +429,7 @@ def backdate(bucket: str, key: str, version_id: str, hours: float) -> None:
 def archive_lines(s3, bucket: str) -> list[dict]:
     lines = []
     for entry in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        data = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read().decode()
-        lines.extend(json.loads(line) for line in data.splitlines() if line)
+        lines.extend(read_archive(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()))
     return lines
 
 

@@ -406,9 +406,10 @@ def test_crash_between_verdict_and_publish_still_reaches_the_archive(world):
     calls = {"n": 0}
 
     def fail_once(**_):
+        # A refusal the publisher does not wait out (a throttled call it would send again itself).
         calls["n"] += 1
         if calls["n"] == 1:
-            raise ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "x"}}, "PutRecordBatch")
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "x"}}, "PutRecordBatch")
 
     firehose = runtime.client("firehose")
     firehose.meta.events.register("before-call.firehose.PutRecordBatch", fail_once)

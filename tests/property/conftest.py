@@ -25,7 +25,7 @@ from crrmon.evidence import Evidence, RateLimiter
 from crrmon.ingest import Heartbeats, Ingest
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
-from crrmon.publish import Publisher
+from crrmon.publish import Publisher, read_archive
 from crrmon.store import Store
 from crrmon.sweep import Sweeper
 from crrmon.topology import Rule, Topology, TopologyCache
@@ -144,7 +144,7 @@ class Pipeline:
 def _capture(pipeline: Pipeline, session_clients: dict) -> None:
     def archive(params, **_):
         for record in params["Records"]:
-            pipeline.archived.extend(json.loads(line) for line in record["Data"].decode().splitlines() if line)
+            pipeline.archived.extend(read_archive(record["Data"]))
 
     def digest(params, **_):
         pipeline.digests.append({"subject": params["Subject"], **json.loads(params["Message"])})

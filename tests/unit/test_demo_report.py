@@ -62,3 +62,14 @@ def test_large_takes_the_larger_values_unless_a_flag_says_otherwise():
     assert args.give_up == 60  # given on the command line
     assert demo.expected_seconds(args) > 120
     assert "the large run" in demo.announcement(args)
+
+
+def test_the_demo_counts_overdue_items_by_pair_whatever_shard_or_none_their_index_key_names():
+    def overdue(pk: str, ovd_pair: str) -> dict:
+        image = {"pk": {"S": pk}, "dest": {"S": "b"}, "status": {"S": "OVERDUE"}, "first_seen": {"N": "1000"}}
+        return {"eventName": "MODIFY", "dynamodb": {"NewImage": {**image, "ovd_pair": {"S": ovd_pair}}}}
+
+    tally = demo.Tally()
+    tally.offer([overdue("v1#k", "a>b#7"), overdue("v2#k", "a>b#30"), overdue("v3#k", "a>b")])  # "a>b": unsharded
+    assert {pair for pair, _ in tally.overdue.values()} == {"a>b"}
+    assert dict(tally.ever_overdue) == {"a>b": {("v1#k", "b"), ("v2#k", "b"), ("v3#k", "b")}}

@@ -1,12 +1,32 @@
-"""Archive lines, Firehose packing and digests (crrmon.publish), and timers (crrmon.timers)."""
+"""Archive lines, Firehose packing and digests (crrmon.publish), and timers (crrmon.timers).
 
+Firehose's happy path runs on moto; moto never throttles, so throttling is played by small fakes
+(FakeFirehose) and botocore's Stubber, which answer as PutRecordBatch does when a stream's quota is
+exceeded: per record (FailedPutCount, ErrorCode ServiceUnavailableException) or for the whole call.
+"""
+
+import gzip
 import json
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.stub import Stubber
+from moto import mock_aws
 
 from crrmon.metrics import Counters
 from crrmon.model import Status
-from crrmon.publish import Change, Publisher, PublishError, archive_line, digests, pack_records, record_id
+from crrmon.publish import (
+    RETRY_SECONDS,
+    Change,
+    Publisher,
+    PublishError,
+    archive_line,
+    digests,
+    pack_records,
+    read_archive,
+    record_id,
+)
 from crrmon.timers import MAX_DELAY_S, Timer, delay_for, send_timers
 
 ITEM = {
@@ -66,43 +86,192 @@ def test_expired_lines_say_why_and_count_as_late():
     assert line["reason"] == "removed by TTL before a verdict" and line["detected_at"] == "2023-11-14T22:13:29.000Z"
 
 
-def test_lines_are_packed_into_few_records_under_the_firehose_limit():
-    lines = [{"n": i, "pad": "x" * 900} for i in range(3000)]
+def test_lines_are_packed_into_few_gzip_records_under_the_firehose_limit():
+    lines = [{"n": i, "pad": f"{i:x}" * 300} for i in range(3000)]
     records = pack_records(lines)
     assert 2 <= len(records) <= 4
-    assert all(len(r) <= 1_000_000 and r.endswith(b"\n") for r in records)
-    assert [json.loads(x)["n"] for r in records for x in r.splitlines()] == list(range(3000))
+    assert all(len(r) <= 1_024_000 and r[:2] == b"\x1f\x8b" for r in records)
+    assert all(len(gzip.decompress(r)) <= 1_000_000 and gzip.decompress(r).endswith(b"\n") for r in records)
+    # What Firehose writes to S3: the records one after the other, a valid gzip file of several members.
+    assert [json.loads(x)["n"] for x in gzip.decompress(b"".join(records)).splitlines()] == list(range(3000))
+    assert [x["n"] for x in read_archive(b"".join(records))] == list(range(3000))
+
+
+def test_a_realistic_batch_is_several_times_smaller_on_the_wire():
+    lines = [
+        archive_line(
+            Change(
+                {**ITEM, "pk": f"{i:032x}#logs/2026/12/07/part-{i:05d}.json", "s_etag": f"{i * 7919:032x}"},
+                Status.COMPLETED,
+            ),
+            now_ms=0,
+        )
+        for i in range(100)
+    ]
+    [record] = pack_records(lines)
+    plain = sum(len(json.dumps(x, separators=(",", ":"))) + 1 for x in lines)
+    assert len(record) * 3 < plain  # ~6x on the demo's lines (docs/internals.md)
+
+
+def test_archive_objects_of_every_form_read_back_whole():
+    first, second = [{"record_id": "a", "key": "k\u001f"}], [{"record_id": "b", "key": "ü"}]
+    members = pack_records(first) + pack_records(second)
+    plain = b"".join((json.dumps(x, ensure_ascii=False) + "\n").encode() for x in first + second)
+    assert read_archive(b"".join(members)) == first + second  # one member per Firehose record
+    assert read_archive(gzip.compress(plain)) == first + second  # Firehose compressing plain records
+    assert read_archive(plain) == first + second  # no compression at all
+    # Plain lines and members in one object, or Firehose compressing members: records sent while a
+    # stack update changed where compression happens.
+    assert read_archive(plain + members[1]) == first + second + second
+    assert read_archive(gzip.compress(b"".join(members))) == first + second
+    with pytest.raises(ValueError):
+        read_archive(members[0][:-4])
+
+
+def test_the_archive_reaches_a_moto_delivery_stream_as_gzip():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="archive")
+        firehose = boto3.client("firehose", region_name="us-east-1")
+        firehose.create_delivery_stream(
+            DeliveryStreamName="s",
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": "arn:aws:s3:::archive",
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                "CompressionFormat": "UNCOMPRESSED",
+            },
+        )
+        counters = Counters()
+        Publisher(firehose=firehose, delivery_stream="s").publish(
+            [Change(ITEM, Status.COMPLETED), Change({**ITEM, "dest": "dst2"}, Status.COMPLETED)], counters, now_ms=0
+        )
+        [entry] = s3.list_objects_v2(Bucket="archive")["Contents"]
+        data = s3.get_object(Bucket="archive", Key=entry["Key"])["Body"].read()
+    assert data[:2] == b"\x1f\x8b"
+    assert [x["destination_bucket"] for x in read_archive(data)] == ["dst", "dst2"]
+    assert counters.total("ArchiveThrottled") == 0
+
+
+class FakeClock:
+    """Backoff pauses move this clock instead of sleeping; `pauses` keeps what was asked for."""
+
+    def __init__(self):
+        self.t, self.pauses = 0.0, []
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.pauses.append(seconds)
+        self.t += seconds
+
+
+def publisher_for(firehose, clock, **kw):
+    return Publisher(firehose=firehose, delivery_stream="s", clock=clock, sleep=clock.sleep, jitter=lambda: 1.0, **kw)
+
+
+def throttled(codes):
+    """A PutRecordBatch answer refusing the records whose code is not None."""
+    return {
+        "FailedPutCount": sum(1 for c in codes if c),
+        "Encrypted": False,
+        "RequestResponses": [
+            {"ErrorCode": c, "ErrorMessage": "Slow down."} if c else {"RecordId": f"id{i}"} for i, c in enumerate(codes)
+        ],
+    }
 
 
 class FakeFirehose:
-    """Records what PutRecordBatch received; fails the first N records of the first call."""
+    """Answers PutRecordBatch from a script: per call, an answer (dict), an exception, or None for all in."""
 
-    def __init__(self, fail_first=0):
-        self.calls, self.fail_first = [], fail_first
+    def __init__(self, *script):
+        self.calls, self.script = [], list(script)
 
     def put_record_batch(self, DeliveryStreamName, Records):
-        self.calls.append(Records)
-        failing = self.fail_first if len(self.calls) == 1 else 0
-        return {
-            "FailedPutCount": failing,
-            "RequestResponses": [
-                {"ErrorCode": "ServiceUnavailable"} if i < failing else {} for i in range(len(Records))
-            ],
-        }
+        self.calls.append([r["Data"] for r in Records])
+        step = self.script.pop(0) if self.script else None
+        if isinstance(step, Exception):
+            raise step
+        return step or {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "x"}] * len(Records)}
 
 
-def test_failed_firehose_records_are_sent_again_and_give_up_loudly():
-    firehose = FakeFirehose(fail_first=1)
-    publisher = Publisher(firehose=firehose, delivery_stream="s")
-    publisher.archive([{"a": 1}])
-    assert len(firehose.calls) == 2
+def many_records(n):
+    """Lines that pack into n Firehose records (each record near 1,000,000 bytes before gzip)."""
+    return [{"n": i, "pad": f"{i:07d}" * 140_000} for i in range(n)]
 
-    class AlwaysFailing(FakeFirehose):
+
+def test_records_refused_for_throughput_are_sent_again_alone_after_a_growing_pause():
+    unavailable = "ServiceUnavailableException"
+    firehose = FakeFirehose(throttled([unavailable, None, unavailable]), throttled([None, unavailable]))
+    clock, counters = FakeClock(), Counters()
+    publisher_for(firehose, clock).archive(many_records(3), counters)
+    assert [len(c) for c in firehose.calls] == [3, 2, 1]
+    assert firehose.calls[1] == [firehose.calls[0][0], firehose.calls[0][2]] and firehose.calls[2] == [
+        firehose.calls[0][2]
+    ]
+    assert clock.pauses == [0.1, 0.2]  # exponential, here with the jitter at its top
+    assert counters.total("ArchiveThrottled") == 3
+
+
+def test_a_whole_call_refused_or_unanswered_is_sent_again():
+    busy = ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "Slow down."}}, "PutRecordBatch")
+    internal = ClientError(
+        {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutRecordBatch"
+    )
+    gone = EndpointConnectionError(endpoint_url="https://firehose.example")
+    firehose = FakeFirehose(busy, internal, gone)
+    clock, counters = FakeClock(), Counters()
+    publisher_for(firehose, clock).archive([{"a": 1}], counters)
+    assert len(firehose.calls) == 4 and len({tuple(c) for c in firehose.calls}) == 1
+    assert clock.pauses == [0.1, 0.2, 0.4]
+    assert counters.total("ArchiveThrottled") == 1  # only the refusal for throughput counts as throttling
+
+
+def test_throttling_past_the_budget_hands_the_batch_back():
+    class Saturated(FakeFirehose):
         def put_record_batch(self, DeliveryStreamName, Records):
-            return {"FailedPutCount": len(Records), "RequestResponses": [{"ErrorCode": "x"}] * len(Records)}
+            self.calls.append(Records)
+            return throttled(["ServiceUnavailableException"] * len(Records))
+
+    firehose, clock, counters = Saturated(), FakeClock(), Counters()
+    with pytest.raises(PublishError, match="ServiceUnavailableException"):
+        publisher_for(firehose, clock).archive([{"a": 1}], counters)
+    assert clock.t <= RETRY_SECONDS and max(clock.pauses) == 4.0  # the pause is capped
+    assert len(firehose.calls) == counters.total("ArchiveThrottled") > 5
+
+
+def test_refusals_that_waiting_cannot_cure_fail_at_once():
+    missing = ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "PutRecordBatch")
+    for step in (missing, throttled(["KMS.DisabledException"])):
+        firehose, clock = FakeFirehose(step), FakeClock()
+        with pytest.raises(PublishError):
+            publisher_for(firehose, clock).archive([{"a": 1}], Counters())
+        assert len(firehose.calls) == 1 and clock.pauses == []
+
+
+def test_botocore_stubbed_throttling_then_success():
+    """The same through botocore's own client and parser (Stubber): a per-record refusal, then all in."""
+    client = boto3.client("firehose", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response("put_record_batch", throttled(["ServiceUnavailableException"]))
+    stub.add_client_error("put_record_batch", "ServiceUnavailableException", http_status_code=500)
+    stub.add_response("put_record_batch", throttled([None]))
+    clock, counters = FakeClock(), Counters()
+    with stub:
+        publisher_for(client, clock).archive([{"a": 1}], counters)
+        stub.assert_no_pending_responses()
+    assert counters.total("ArchiveThrottled") == 2 and len(clock.pauses) == 2
+
+
+def test_a_batch_of_changes_that_cannot_be_archived_raises_for_the_caller_to_retry():
+    class Refusing(FakeFirehose):
+        def put_record_batch(self, DeliveryStreamName, Records):
+            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "PutRecordBatch")
 
     with pytest.raises(PublishError):
-        Publisher(firehose=AlwaysFailing(), delivery_stream="s").archive([{"a": 1}])
+        Publisher(firehose=Refusing(), delivery_stream="s").publish(
+            [Change(ITEM, Status.COMPLETED)], Counters(), now_ms=0
+        )
 
 
 def test_digests_are_one_per_pair_and_reason_with_ten_samples():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crrmon.model import Status
+from crrmon.pair_index import SHARDS, key_value, key_values, shard_of
 from crrmon.store import Store, Verdict, _Update, from_image
 
 PK, DEST, PAIR = "v1#reports/q3.csv", "dst-usw2", "src>dst"
@@ -57,9 +58,34 @@ def test_an_overdue_item_missed_its_rpo_and_is_found_on_the_overdue_index(store)
     observe(store, s_size=5)
     assert store.mark_overdue(PK, DEST, pair=PAIR, now_ms=2_000) is True
     item = store.get(PK, DEST)
-    assert (item["status"], item["missed_rpo"], item["ovd_pair"], item["ovd_since"]) == ("OVERDUE", True, PAIR, 2_000)
+    assert (item["status"], item["missed_rpo"], item["ovd_since"]) == ("OVERDUE", True, 2_000)
+    assert item["ovd_pair"] == "src>dst#22" == key_value(PAIR, PK, DEST)  # the pair and the item's shard
     oldest = store.oldest_overdue(PAIR)
     assert (oldest["pk"], oldest["dest"]) == (PK, DEST)
+
+
+def test_the_shard_is_a_stable_hash_of_the_items_key():
+    # The same in every process (Python's hash() of a str is not): literals computed once.
+    assert [shard_of(PK, DEST), shard_of("v1#a", DEST), shard_of("v1#a", "dst-euw1")] == [22, 11, 28]
+
+
+def test_a_pairs_items_spread_evenly_over_the_shards():
+    counts = [0] * SHARDS
+    for i in range(10_000):
+        counts[shard_of(f"v{i}#logs/{i}.gz", DEST)] += 1
+    # 10,000 objects/s in an outage: no shard takes much more than 10,000 / SHARDS write units a second.
+    assert max(counts) < 1.2 * 10_000 / SHARDS and min(counts) > 0.8 * 10_000 / SHARDS
+
+
+def test_a_failed_item_is_indexed_under_the_same_shard_and_leaves_the_overdue_index(store):
+    observe(store, s_size=5)
+    store.mark_overdue(PK, DEST, pair=PAIR, now_ms=2_000)
+    store.write_verdict(
+        PK, DEST, Verdict(Status.FAILED, reason="DstBucketNotFound"), pair=PAIR, now_ms=3_000, retention_s=60
+    )
+    item = store.get(PK, DEST)
+    assert item["fail_pair"] == key_value(PAIR, PK, DEST) and "ovd_pair" not in item
+    assert store.oldest_overdue(PAIR) is None
 
 
 def test_numbers_come_back_as_int_when_whole_and_float_otherwise():
@@ -127,30 +153,58 @@ def test_bookkeeping_reads_are_consistent_and_whole():
     assert request == {"t": {"Keys": [{"pk": {"S": "__heartbeat__"}, "dest": {"S": "b1"}}], "ConsistentRead": True}}
 
 
-def test_the_oldest_overdue_item_is_one_item_of_one_query_oldest_first():
+def test_the_oldest_overdue_item_is_one_item_of_each_shards_query_oldest_first():
     table = RecordingTable()
     assert Store(table, "t", "Overdue").oldest_overdue(PAIR) is None
-    assert table.calls == [
-        (
-            "query",
-            {
-                "TableName": "t",
-                "IndexName": "Overdue",
-                "KeyConditionExpression": "ovd_pair = :p",
-                "ExpressionAttributeValues": {":p": {"S": PAIR}},
-                "ScanIndexForward": True,
-                "Limit": 1,
-            },
-        )
+    expected = [
+        {
+            "TableName": "t",
+            "IndexName": "Overdue",
+            "KeyConditionExpression": "#h = :p",
+            "ExpressionAttributeNames": {"#h": "ovd_pair"},
+            "ExpressionAttributeValues": {":p": {"S": value}},
+            "ScanIndexForward": True,
+            "Limit": 1,
+        }
+        for value in [f"{PAIR}#{n}" for n in range(SHARDS)] + [PAIR]  # every shard, and the bare pair
     ]
+    asked = sorted((kwargs for op, kwargs in table.calls if op == "query"), key=lambda q: str(q))
+    assert len(table.calls) == SHARDS + 1 and asked == sorted(expected, key=lambda q: str(q))
 
 
-def test_the_oldest_overdue_item_is_the_one_overdue_longest(store):
-    # The template's Overdue index sorts a pair's items by first_seen: the longest-waiting comes first.
-    for pk, seen in (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000)):
-        store.record_observation(pk, DEST, now_ms=seen, due_s=1, expires_s=9_999, fields={"s_size": 1})
-        store.mark_overdue(pk, DEST, pair=PAIR, now_ms=5_000)
+def overdue_since(store: Store, pk: str, seen_ms: int) -> None:
+    store.record_observation(pk, DEST, now_ms=seen_ms, due_s=1, expires_s=9_999, fields={"s_size": 1})
+    assert store.mark_overdue(pk, DEST, pair=PAIR, now_ms=5_000)
+
+
+def test_the_oldest_overdue_item_is_the_one_overdue_longest_over_all_shards(store):
+    # The template's Overdue index sorts each shard's items by first_seen; the oldest is in the highest shard.
+    written = (("v2#b", 3_000), ("v1#a", 2_000), ("v3#c", 4_000), ("v5#e", 2_500))
+    for pk, seen in written:
+        overdue_since(store, pk, seen)
+    shards = {pk: shard_of(pk, DEST) for pk, _ in written}
+    assert len(set(shards.values())) == len(written) and max(shards, key=shards.get) == "v2#b"
     assert store.oldest_overdue(PAIR)["pk"] == "v1#a"
+    store.write_verdict("v1#a", DEST, Verdict(Status.COMPLETED), pair=PAIR, now_ms=6_000, retention_s=60)
+    assert store.oldest_overdue(PAIR)["pk"] == "v5#e"
+
+
+def test_an_item_indexed_before_sharding_is_still_the_oldest(store, ddb):
+    # A stack upgraded while items were OVERDUE: they carry the bare pair until they leave the index.
+    overdue_since(store, "v2#b", 3_000)
+    store.record_observation("v0#legacy", DEST, now_ms=1_000, due_s=1, expires_s=9_999, fields={"s_size": 1})
+    ddb.update_item(
+        TableName="t",
+        Key={"pk": {"S": "v0#legacy"}, "dest": {"S": DEST}},
+        UpdateExpression="SET #s = :o, ovd_pair = :p, ovd_since = :t",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":o": {"S": "OVERDUE"}, ":p": {"S": PAIR}, ":t": {"N": "2000"}},
+    )
+    assert PAIR in key_values(PAIR)
+    assert store.oldest_overdue(PAIR)["pk"] == "v0#legacy"
+    assert store.write_verdict("v0#legacy", DEST, Verdict(Status.COMPLETED), pair=PAIR, now_ms=6_000, retention_s=9)
+    assert "ovd_pair" not in store.get("v0#legacy", DEST)
+    assert store.oldest_overdue(PAIR)["pk"] == "v2#b"
 
 
 def test_bookkeeping_items_come_back_by_name():

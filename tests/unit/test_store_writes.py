@@ -33,7 +33,7 @@ def test_a_final_verdict_is_never_replaced(store):
     assert verdict(store, Status.FAILED, reason="DstBucketNotFound") is True
     assert verdict(store, Status.COMPLETED, verified_by="etag") is False
     item = store.get(PK, DEST)
-    assert (item["status"], item["reason"], item["fail_pair"]) == ("FAILED", "DstBucketNotFound", "src>dst")
+    assert (item["status"], item["reason"], item["fail_pair"]) == ("FAILED", "DstBucketNotFound", "src>dst#22")
     assert "verified_by" not in item
 
 

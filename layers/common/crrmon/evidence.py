@@ -1,8 +1,9 @@
 """What S3 itself says about one object version (HEAD), asked at a bounded rate per bucket.
 
 The monitor HEADs only where events left a question: at a deadline, for a bucket that is both source
-and destination, or to compare checksums. A token bucket per bucket keeps the request rate under
-HeadRequestsPerSecond; S3 throttling (503 SlowDown) empties the bucket's tokens for a back-off.
+and destination, or to compare checksums. A budget per bucket, shared by every instance through the
+table, keeps the request rate under HeadRequestsPerSecond; S3 throttling (503 SlowDown) stops every
+instance's HEADs on the bucket for a back-off.
 What each answer means is written down in docs/s3-semantics.md.
 """
 
@@ -132,6 +133,58 @@ class RateLimiter:
         """After S3 throttling: no tokens for `seconds`."""
         with self._lock:
             self._state[bucket] = (-seconds * self.rate, self.clock())
+
+
+class SharedBudget:
+    """The per-bucket HEAD budget of every instance of the functions together: `rate` a second with bursts
+    of `burst`, however many sweepers run. The budget lives in the table (`Store.take_budget`); an instance
+    takes a lease of a few tokens at a time (one conditional write), spends them within a second, and,
+    when the budget is spent, does not ask again for the bucket until a lease could have come free.
+    Same interface as `RateLimiter`: `try_acquire` never blocks."""
+
+    HOLD_S = 1.0  # leased tokens unspent after this are dropped: no instance hoards the budget
+
+    def __init__(self, store, rate_per_s: float, *, burst: float | None = None, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.rate = rate_per_s
+        self.burst = burst if burst is not None else max(1.0, rate_per_s)
+        self.lease = max(1, min(int(self.burst), round(rate_per_s / 4)))  # about four leases a second at full rate
+        self.clock = clock
+        self._held: dict[str, tuple[int, float]] = {}  # bucket -> (tokens, until)
+        self._spent_until: dict[str, float] = {}  # bucket -> do not ask the table before
+        self._lock = threading.Lock()
+
+    def try_acquire(self, bucket: str) -> bool:
+        with self._lock:
+            now = self.clock()
+            tokens, until = self._held.get(bucket, (0, 0.0))
+            if tokens >= 1 and until > now:
+                self._held[bucket] = (tokens - 1, until)
+                return True
+            if self._spent_until.get(bucket, 0.0) > now:
+                return False
+        taken = self.store.take_budget(
+            bucket,
+            now_ms=int(now * 1000),
+            cost_ms=round(self.lease / self.rate * 1000),
+            window_ms=round(self.burst / self.rate * 1000),
+        )
+        with self._lock:
+            if not taken:
+                self._spent_until[bucket] = now + self.lease / self.rate
+                return False
+            self._held[bucket] = (self.lease - 1, now + self.HOLD_S)
+            return True
+
+    def back_off(self, bucket: str, seconds: float) -> None:
+        """After S3 throttling: no instance HEADs the bucket for `seconds`."""
+        now = self.clock()
+        with self._lock:
+            self._held.pop(bucket, None)
+            self._spent_until[bucket] = now + seconds
+        self.store.hold_budget(
+            bucket, until_ms=int((now + seconds) * 1000), window_ms=round(self.burst / self.rate * 1000)
+        )
 
 
 class Evidence:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from crrmon.concurrency import MAX_WORKERS, run_all  # noqa: F401  (MAX_WORKERS: read by the benchmark)
 from crrmon.config import Config
 from crrmon.events import parse_body, topic_account
 from crrmon.evidence import Evidence, Refused
@@ -35,25 +35,6 @@ from crrmon.topology import LIFECYCLE_EXPIRATION, Role, TopologyCache
 from crrmon.verify import deadline_s
 
 logger = Logger(child=True)
-
-MAX_WORKERS = 10  # a batch's UpdateItems (at most 10 messages) overlap: about one round trip, not ten
-_pool: ThreadPoolExecutor | None = None
-
-
-def run_groups(work: Callable[[Any], Any], groups: list) -> list:
-    """`work` over every group, the groups overlapping on threads kept for the container's life.
-
-    The container's very first group runs alone first: botocore loads a client's models and endpoint
-    rules on its first request, and ten threads making that first request together would each load
-    them (a peak of ~150 MB instead of ~90 MB).
-    """
-    global _pool
-    if _pool is None:
-        first = [work(groups[0])]
-        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="ingest")
-        return first + list(_pool.map(work, groups[1:]))
-    return list(_pool.map(work, groups))
-
 
 HEARTBEAT_EVERY_S = 60
 
@@ -131,7 +112,7 @@ class Ingest:
         timers: list[tuple[str, Timer]] = []
         heard: set[str] = set()  # buckets whose events were accepted: their event path works
         if groups:
-            results = run_groups(lambda group: [self._observe_safely(*w) for w in group], list(groups.values()))
+            results = run_all(lambda group: [self._observe_safely(*w) for w in group], list(groups.values()))
             for group, outcomes in zip(groups.values(), results, strict=True):
                 for (message_id, _, event), outcome in zip(group, outcomes, strict=True):
                     if outcome is None:
@@ -332,7 +313,7 @@ class Ingest:
                 pk, dest, now_ms=now_ms, due_s=due, expires_s=expires_s, fields=fields, due_from_source=from_source
             )
             if created or retried:
-                timers.append(Timer(pk=pk, due_s=item_due))
+                timers.append(Timer(pk=pk, due_s=item_due, dests=(dest,)))
         return timers
 
     def _crossed(self, event: ObjectEvent | ReplicationEvent) -> bool | None:

@@ -93,5 +93,5 @@ class Matcher:
             # The evidence just came to need S3's word (both sides met but the events cannot tell whether
             # the data is the same; a failure report; an observation from another account): ask the
             # sweeper to HEAD now.
-            return change, Timer(pk=new["pk"], due_s=int(self.clock()))
+            return change, Timer(pk=new["pk"], due_s=int(self.clock()), dests=(new["dest"],))
         return change, None

@@ -4,27 +4,51 @@ The matcher (and, for TTL removals, the sweeper) hands over the status changes i
 stream; this module turns them into archive lines (Firehose), EMF metrics and alert digests (SNS).
 A crash after the verdict was written and before it was published loses nothing: the stream
 delivers the record again, and the archive line carries the same `record_id`.
+
+Archive records are gzip members: each Firehose record is the gzip of newline-terminated JSON lines,
+and the delivery stream writes records to S3 as they come (no compression of its own), so an archive
+object is a valid gzip file of several members (`.json.gz`). Compressing before Firehose divides the
+bytes its per-stream quota counts by about six (docs/internals.md, "The archive").
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import random
+import time
+import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
 from crrmon.store import split_pk
 
 ALERT_STATUSES = (Status.OVERDUE, Status.FAILED, Status.MISMATCH, Status.EXPIRED)
-FIREHOSE_RECORD_BYTES = 1_000_000  # Firehose takes records up to 1,000 KiB
+# Firehose takes records up to 1,000 KiB (1,024,000 bytes). Lines are packed up to 1,000,000 bytes
+# before compression: gzip adds at most a few hundred bytes even to data it cannot compress.
+FIREHOSE_RECORD_BYTES = 1_000_000
 FIREHOSE_BATCH_RECORDS = 500
 FIREHOSE_BATCH_BYTES = 4_000_000
 DIGEST_SAMPLES = 10
+GZIP_MAGIC = b"\x1f\x8b"
+
+# PutRecordBatch refusals worth sending again, whole call or per record. ServiceUnavailableException
+# is how Firehose says the stream's quota (bytes, records or requests per second) is exceeded.
+THROTTLING_CODES = frozenset({"ServiceUnavailableException", "ThrottlingException"})
+TRANSIENT_CODES = THROTTLING_CODES | {"InternalFailure", "InternalFailureException", "ServiceUnavailable"}
+# Backoff with full jitter, within a budget per publish: a third of the functions' 60 s timeout, so a
+# throttled batch still ends in time to be handed back to its stream (or queue) and retried.
+RETRY_SECONDS = 20.0
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -76,18 +100,47 @@ def archive_line(change: Change, *, now_ms: int) -> dict[str, Any]:
 
 
 def pack_records(lines: Iterable[dict[str, Any]]) -> list[bytes]:
-    """Newline-terminated JSON lines, packed into as few Firehose records as fit."""
-    records: list[bytes] = []
+    """Newline-terminated JSON lines, packed into as few Firehose records as fit, each record one gzip
+    member (mtime 0: the same lines always make the same bytes)."""
+    chunks: list[bytes] = []
     current = bytearray()
     for line in lines:
         encoded = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         if current and len(current) + len(encoded) > FIREHOSE_RECORD_BYTES:
-            records.append(bytes(current))
+            chunks.append(bytes(current))
             current = bytearray()
         current += encoded
     if current:
-        records.append(bytes(current))
-    return records
+        chunks.append(bytes(current))
+    return [gzip.compress(chunk, mtime=0) for chunk in chunks]
+
+
+def archive_text(data: bytes) -> bytes:
+    """The JSON lines of one archive object, whatever its form: gzip members (one per Firehose record),
+    one gzip stream, plain lines, or a mix of these (records sent while a stack update changed the
+    form). JSON text never holds the byte 0x1f (control characters are escaped), so plain lines end
+    where a gzip member begins."""
+    out = bytearray()
+    rest = data
+    while rest:
+        if rest.startswith(GZIP_MAGIC):
+            member = zlib.decompressobj(wbits=31)  # one gzip member; what follows is left in unused_data
+            text = member.decompress(rest)
+            if not member.eof:
+                raise ValueError("archive object ends inside a gzip member")
+            out += archive_text(text) if text.startswith(GZIP_MAGIC) else text
+            rest = member.unused_data
+        else:
+            end = rest.find(GZIP_MAGIC)
+            end = len(rest) if end < 0 else end
+            out += rest[:end]
+            rest = rest[end:]
+    return bytes(out)
+
+
+def read_archive(data: bytes) -> list[dict[str, Any]]:
+    """Every line of one archive object (S3 body), in order."""
+    return [json.loads(raw) for raw in archive_text(data).decode("utf-8").splitlines() if raw.strip()]
 
 
 class PublishError(Exception):
@@ -95,11 +148,24 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, *, firehose=None, delivery_stream: str = "", sns=None, topic_arn: str = ""):
+    def __init__(
+        self,
+        *,
+        firehose=None,
+        delivery_stream: str = "",
+        sns=None,
+        topic_arn: str = "",
+        retry_seconds: float = RETRY_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ):
         self.firehose = firehose
         self.delivery_stream = delivery_stream
         self.sns = sns
         self.topic_arn = topic_arn
+        self.retry_seconds = retry_seconds
+        self.sleep, self.clock, self.jitter = sleep, clock, jitter
 
     def publish(self, changes: list[Change], counters: Counters, *, now_ms: int) -> None:
         if not changes:
@@ -108,33 +174,64 @@ class Publisher:
         for change in changes:
             count_metrics(change, counters)
         if finals and self.delivery_stream:
-            self.archive([archive_line(c, now_ms=now_ms) for c in finals])
+            self.archive([archive_line(c, now_ms=now_ms) for c in finals], counters)
         if self.topic_arn:
             for subject, message in digests(changes):
                 self.sns.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
 
-    def archive(self, lines: list[dict[str, Any]]) -> None:
+    def archive(self, lines: list[dict[str, Any]], counters: Counters) -> None:
         records = pack_records(lines)
+        deadline = self.clock() + self.retry_seconds
         batch: list[bytes] = []
         size = 0
         for record in records:
             if batch and (len(batch) == FIREHOSE_BATCH_RECORDS or size + len(record) > FIREHOSE_BATCH_BYTES):
-                self._put(batch)
+                self._put(batch, counters, deadline)
                 batch, size = [], 0
             batch.append(record)
             size += len(record)
         if batch:
-            self._put(batch)
+            self._put(batch, counters, deadline)
 
-    def _put(self, records: list[bytes]) -> None:
-        for _attempt in range(3):
-            answer = self.firehose.put_record_batch(
-                DeliveryStreamName=self.delivery_stream, Records=[{"Data": r} for r in records]
-            )
-            if not answer.get("FailedPutCount"):
-                return
-            records = [r for r, res in zip(records, answer["RequestResponses"], strict=True) if res.get("ErrorCode")]
-        raise PublishError(f"Firehose refused {len(records)} records after 3 attempts")
+    def _put(self, records: list[bytes], counters: Counters, deadline: float) -> None:
+        """PutRecordBatch until every record is in. Throttling and transient failures, of the whole call
+        or of single records, are sent again after a jittered, growing pause; past the deadline, or on
+        a refusal that waiting cannot cure, PublishError hands the batch back for its source to retry
+        (a line sent twice carries the same record_id)."""
+        attempt = 0
+        while True:
+            try:
+                answer = self.firehose.put_record_batch(
+                    DeliveryStreamName=self.delivery_stream, Records=[{"Data": r} for r in records]
+                )
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+                if code not in TRANSIENT_CODES and status < 500:
+                    raise PublishError(f"Firehose refused PutRecordBatch: {code}") from error
+                codes = [code] * len(records)
+            except BotoCoreError as error:
+                # No answer (connection reset, timeout): the records may have arrived; a copy is harmless.
+                codes = [type(error).__name__] * len(records)
+            else:
+                if not answer.get("FailedPutCount"):
+                    return
+                codes = [res.get("ErrorCode") for res in answer["RequestResponses"]]
+                lasting = sorted({c for c in codes if c and c not in TRANSIENT_CODES})
+                if lasting:
+                    raise PublishError(f"Firehose refused records: {', '.join(lasting)}")
+                records = [r for r, code in zip(records, codes, strict=True) if code]
+                codes = [c for c in codes if c]
+            throttled = sum(1 for c in codes if c in THROTTLING_CODES)
+            if throttled:
+                counters.add("ArchiveThrottled", throttled)
+            pause = self.jitter() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+            if self.clock() + pause > deadline:
+                raise PublishError(
+                    f"Firehose still refused {len(records)} records ({codes[0]}) after {attempt + 1} attempts"
+                )
+            self.sleep(pause)
+            attempt += 1
 
 
 def count_metrics(change: Change, counters: Counters) -> None:

@@ -18,7 +18,7 @@ from botocore.config import Config as BotoConfig
 
 from crrmon.accounts import BucketClients
 from crrmon.config import Config
-from crrmon.evidence import Evidence, RateLimiter
+from crrmon.evidence import Evidence, SharedBudget
 from crrmon.ingest import Ingest
 from crrmon.match import Matcher
 from crrmon.metrics import Counters
@@ -32,11 +32,19 @@ from crrmon.topology import TopologyCache, load_topology
 BOTO_CONFIG = BotoConfig(
     retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10, max_pool_connections=16
 )
+# Firehose without the SDK's retries: the publisher retries throttled records itself, with jitter,
+# within its budget, and counts them (ArchiveThrottled); the SDK's retries would hide the throttling.
+FIREHOSE_CONFIG = BOTO_CONFIG.merge(BotoConfig(retries={"max_attempts": 1, "mode": "standard"}))
 
 
 def now() -> float:
     """The clock every domain object is given (epoch seconds)."""
     return time.time()
+
+
+def sleep(seconds: float) -> None:
+    """How domain objects wait (the publisher's backoff); tests move their clock instead."""
+    time.sleep(seconds)
 
 
 def reset() -> None:
@@ -52,7 +60,7 @@ def config() -> Config:
 
 @cache
 def client(service: str):
-    return boto3.client(service, config=BOTO_CONFIG)
+    return boto3.client(service, config=FIREHOSE_CONFIG if service == "firehose" else BOTO_CONFIG)
 
 
 def tracing_enabled() -> bool:
@@ -133,6 +141,8 @@ def publisher() -> Publisher:
         delivery_stream=cfg.delivery_stream_name,
         sns=client("sns") if cfg.alert_topic_arn else None,
         topic_arn=cfg.alert_topic_arn,
+        clock=now,
+        sleep=sleep,
     )
 
 
@@ -159,7 +169,7 @@ def evidence(function: str = "", *, other_accounts: bool = True) -> Evidence:
         )
     return Evidence(
         client("s3"),
-        RateLimiter(cfg.head_requests_per_second),
+        SharedBudget(store(), cfg.head_requests_per_second),
         checksum=cfg.verify_mode == "checksum",
         clients=clients,
     )

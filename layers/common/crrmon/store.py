@@ -16,15 +16,20 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from crrmon import pair_index
 from crrmon.model import Status
+from crrmon.pair_index import FAILED, OVERDUE
 
 # Items that are not about an object version: their pk starts with "__" and, unlike every object
 # version's pk, holds no "#". Stream readers skip them.
 LEASE_PK = "__lease__"
 HEARTBEAT_PK = "__heartbeat__"  # sort key: a watched bucket; `last` = epoch s an event about it last arrived
 CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the last canary, `versions` to clean
+BUDGET_PK = "__budget__"  # sort key: a bucket; `tat` = epoch ms its HEAD budget is spent until (crrmon.evidence)
 RECONCILE_PK = "__reconcile__"  # sort key: a source bucket; where its listing pass stands (crrmon.reconcile)
-FAILED_INDEX = "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range)
+FAILED_INDEX = (
+    "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range): crrmon.pair_index
+)
 BATCH_GET_KEYS = 100  # BatchGetItem takes up to 100 keys per request
 BATCH_GET_TRIES = 6
 _serializer = TypeSerializer()
@@ -238,7 +243,8 @@ class Store:
     ) -> bool:
         """Write a final verdict once, with any evidence found for it (a HEAD's answer) that the item lacks.
 
-        The item stays `retention_s` more (TTL); a FAILED one joins the sparse Failed index under `pair`.
+        The item stays `retention_s` more (TTL); a FAILED one joins the sparse Failed index under one of
+        `pair`'s shards (crrmon.pair_index), and an OVERDUE one leaves the Overdue index.
         False when the item already has a final verdict (or is gone).
         """
         if not verdict.status.final:
@@ -252,10 +258,10 @@ class Store:
         update.set("decided_at", now_ms)
         update.set("expires_at", now_ms // 1000 + retention_s)
         if verdict.status is Status.FAILED:
-            update.set("fail_pair", pair)
+            update.set(FAILED.hash_attribute, pair_index.key_value(pair, pk, dest))
         for attribute, v in (evidence or {}).items():
             update.set_if_absent(attribute, v)
-        update.remove("ovd_pair")
+        update.remove(OVERDUE.hash_attribute)
         update.remove("ovd_since")
         status = update.name("status")
         overdue = update.value(Status.OVERDUE.value)
@@ -263,11 +269,12 @@ class Store:
         return self._conditional(pk, dest, update, condition)
 
     def mark_overdue(self, pk: str, dest: str, *, pair: str, now_ms: int) -> bool:
-        """Pending -> OVERDUE (not final): joins the sparse Overdue index. False if not pending."""
+        """Pending -> OVERDUE (not final): joins the sparse Overdue index under one of `pair`'s shards
+        (crrmon.pair_index). False if not pending."""
         update = _Update()
         update.set("status", Status.OVERDUE.value)
         update.set("missed_rpo", True)
-        update.set("ovd_pair", pair)
+        update.set(OVERDUE.hash_attribute, pair_index.key_value(pair, pk, dest))
         update.set("ovd_since", now_ms)
         condition = f"attribute_exists(pk) AND attribute_not_exists({update.name('status')})"
         return self._conditional(pk, dest, update, condition)
@@ -294,6 +301,11 @@ class Store:
         )
         return [from_image(item) for item in answer.get("Items", [])]
 
+    def items_for(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The items of these (pk, dest) keys that exist: BatchGetItem, 100 keys a request, eventually
+        consistent (as `items_of`, and for the same reason)."""
+        return self._batch_get(keys, consistent=False)
+
     def get(self, pk: str, dest: str) -> dict[str, Any] | None:
         answer = self.dynamodb.get_item(
             TableName=self.table_name, Key={"pk": {"S": pk}, "dest": {"S": dest}}, ConsistentRead=True
@@ -301,17 +313,20 @@ class Store:
         return from_image(answer["Item"]) if "Item" in answer else None
 
     def oldest_overdue(self, pair: str) -> dict[str, Any] | None:
-        """The longest-waiting OVERDUE item of a pair: one Query on the sparse index."""
-        answer = self.dynamodb.query(
-            TableName=self.table_name,
-            IndexName=self.overdue_index_name,
-            KeyConditionExpression="ovd_pair = :p",
-            ExpressionAttributeValues={":p": {"S": pair}},
-            ScanIndexForward=True,
-            Limit=1,
+        """The longest-waiting OVERDUE item of a pair: a Limit=1 Query on each shard of the sparse index
+        (and on the bare pair, for items indexed before sharding), asked concurrently, the oldest answer."""
+        first = next(
+            pair_index.items(
+                self.dynamodb,
+                table=self.table_name,
+                index=self.overdue_index_name,
+                keys=OVERDUE,
+                pair=pair,
+                batch=1,
+            ),
+            None,
         )
-        items = answer.get("Items", [])
-        return from_image(items[0]) if items else None
+        return from_image(first) if first else None
 
     def acquire_lease(self, name: str, holder: str, *, now_s: int, duration_s: int) -> bool:
         """A lease item so that scheduled runs never overlap: taken when free or lapsed."""
@@ -399,6 +414,34 @@ class Store:
             if request:
                 raise RuntimeError(f"BatchGetItem left {len(request[self.table_name]['Keys'])} keys unprocessed")
         return found
+
+    def take_budget(self, name: str, *, now_ms: int, cost_ms: int, window_ms: int) -> bool:
+        """Take `cost_ms` of a shared rate budget (GCRA: the item holds the time `tat` until which the budget
+        is spent; a request fits while `tat` stays within `window_ms` of now). Conditional UpdateItems only,
+        never a read: one write when the budget is idle, two when it is in use. False: the budget is spent."""
+        expires_s = now_ms // 1000 + 86400
+        idle = _Update()
+        idle.set("tat", now_ms + cost_ms)
+        idle.set("expires_at", expires_s)
+        tat = idle.name("tat")
+        if self._conditional(BUDGET_PK, name, idle, f"attribute_not_exists({tat}) OR {tat} <= {idle.value(now_ms)}"):
+            return True
+        busy = _Update()
+        tat = busy.name("tat")
+        busy.sets.append(f"{tat} = {tat} + {busy.value(cost_ms)}")
+        busy.set("expires_at", expires_s)
+        condition = f"{tat} > {busy.value(now_ms)} AND {tat} <= {busy.value(now_ms + window_ms - cost_ms)}"
+        return self._conditional(BUDGET_PK, name, busy, condition)
+
+    def hold_budget(self, name: str, *, until_ms: int, window_ms: int) -> None:
+        """Nobody takes from the budget before `until_ms` (S3 asked to slow down): the budget is spent a
+        whole window beyond it. A later hold stays."""
+        update = _Update()
+        update.set("tat", until_ms + window_ms)
+        update.set("expires_at", until_ms // 1000 + 86400)
+        tat = update.name("tat")
+        condition = f"attribute_not_exists({tat}) OR {tat} < {update.value(until_ms + window_ms)}"
+        self._conditional(BUDGET_PK, name, update, condition)
 
     def record_canary(self, bucket: str, entry: str, *, now_s: int) -> None:
         """A canary version was written: remember when, and `entry` ("<epoch s>:<version id>") to clean up."""

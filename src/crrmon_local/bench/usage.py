@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from crrmon.pair_index import OVERDUE
 from crrmon_local.bench import cost
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,7 +35,7 @@ SRC1, SRC2, DST_A, DST_B = "usage-src-one", "usage-src-two", "usage-dst-usw2", "
 REGIONS = {SRC1: "us-east-1", SRC2: "us-east-1", DST_A: "us-west-2", DST_B: "eu-west-1"}
 RPO = 900
 GIVE_UP = 7200
-INDEX_KEYS = ("ovd_pair", "first_seen")
+INDEX_KEYS = (OVERDUE.hash_attribute, OVERDUE.range_attribute)
 TABLE_KEYS = ("pk", "dest")
 
 

@@ -1,0 +1,135 @@
+"""The sweeper's schedule, once a minute under a lease: oldest-late gauges, silence, canaries."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from crrmon.config import Config
+from crrmon.evidence import Evidence
+from crrmon.metrics import Counters, pair_dimensions
+from crrmon.model import Status
+from crrmon.store import CANARY_PK, HEARTBEAT_PK, Store, make_pk, pair_name
+from crrmon.topology import TopologyCache
+
+logger = Logger(child=True)
+
+CANARY_PREFIX = "crr-monitor-canary/"  # the only prefix the sweeper may write to and delete from
+CANARY_KEY = CANARY_PREFIX + "canary"  # one key per source bucket; each canary is a new version of it
+CANARIES_KEPT = 50  # versions remembered for clean-up per bucket; older ones are forgotten
+
+
+@dataclass
+class Schedule:
+    config: Config
+    store: Store
+    evidence: Evidence  # its S3 client writes and deletes canaries
+    topology: TopologyCache
+    counters: Counters
+    clock: Callable[[], float]
+    holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def run(self) -> dict[str, Any]:
+        """Once a minute, under a lease: oldest-late gauges, silence detection, canaries.
+
+        Each part runs even when another fails (the failure is logged and counted).
+        """
+        now_s = self.clock()
+        if not self.store.acquire_lease("sweeper-schedule", self.holder, now_s=int(now_s), duration_s=55):
+            return {"skipped": "another run holds the lease"}
+        result: dict[str, Any] = {}
+        parts = [("oldest_overdue_age", self._oldest_overdue)]
+        if self.config.silence_minutes > 0:
+            parts.append(("seconds_since_last_event", self._silence))
+        if self.config.canary_interval_minutes > 0:
+            parts.append(("canaries", self._canaries))
+        for name, part in parts:
+            try:
+                result[name] = part(now_s)
+            except Exception as error:
+                logger.warning("scheduled task failed", extra={"task": name, "error": repr(error)})
+                self.counters.add("ScheduleErrors", 1, (("Task", name),))
+                result.setdefault("errors", []).append(name)
+        return result
+
+    def _oldest_overdue(self, now_s: float) -> dict[str, int]:
+        ages = {}
+        for source, dest in self.topology.get().pairs():
+            oldest = self.store.oldest_overdue(pair_name(source, dest))
+            age = int(now_s - oldest["first_seen"] / 1000) if oldest else 0
+            ages[pair_name(source, dest)] = age
+            self.counters.add("OldestOverdueAge", age, pair_dimensions(source, dest))
+        return ages
+
+    def _silence(self, now_s: float) -> dict[str, int]:
+        """Seconds since an event about each watched source bucket arrived; SilentBuckets counts the quiet ones.
+
+        Ingest writes a bucket's heartbeat at most once a minute per container; this reads them all with
+        BatchGetItem. A bucket that never sent an event starts its clock at the first run that sees it.
+        """
+        watched = sorted(self.topology.get().sources)
+        beats = self.store.bookkeeping(HEARTBEAT_PK, watched)
+        since = {}
+        for bucket in watched:
+            if bucket not in beats:
+                self.store.beat(bucket, int(now_s), only_if_absent=True)
+                last = int(now_s)
+            else:
+                last = beats[bucket]["last"]
+            since[bucket] = max(0, int(now_s) - last)
+            self.counters.add("SecondsSinceLastEvent", since[bucket], (("Bucket", bucket),))
+        silent = [b for b, seconds in since.items() if seconds >= self.config.silence_minutes * 60]
+        self.counters.add("SilentBuckets", len(silent))
+        if silent:
+            logger.warning("watched buckets are silent", extra={"buckets": silent})
+        return since
+
+    def _canaries(self, now_s: float) -> dict[str, str]:
+        """Per source bucket: write a canary version when one is due; delete earlier ones once judged.
+
+        A canary is an ordinary object version under CANARY_PREFIX: its events, deadline and verdicts
+        go through the pipeline like any other object's, so a broken replication or event path shows.
+        """
+        s3 = self.evidence.s3
+        sources = sorted(self.topology.get().sources)
+        states = self.store.bookkeeping(CANARY_PK, sources)
+        done: dict[str, str] = {}
+        for bucket in sources:
+            state = states.get(bucket, {})
+            entries = list(state.get("versions") or [])
+            kept = [e for e in entries if not self._cleaned(s3, bucket, e, now_s)][-CANARIES_KEPT:]
+            if kept != entries:
+                self.store.save_progress(CANARY_PK, bucket, {"versions": kept})
+            if now_s - state.get("last", 0) < self.config.canary_interval_minutes * 60:
+                continue
+            body = json.dumps({"crr-monitor-canary": True, "written_at": int(now_s)}).encode()
+            answer = s3.put_object(Bucket=bucket, Key=CANARY_KEY, Body=body, ContentType="application/json")
+            version_id = answer.get("VersionId")
+            if not version_id:
+                logger.warning("canary bucket is not versioned; nothing to follow", extra={"bucket": bucket})
+                continue
+            self.store.record_canary(bucket, f"{int(now_s)}:{version_id}", now_s=int(now_s))
+            self.counters.add("CanariesWritten", 1, (("Bucket", bucket),))
+            done[bucket] = version_id
+        return done
+
+    def _cleaned(self, s3, bucket: str, entry: str, now_s: float) -> bool:
+        """Delete one canary version once every destination has its final verdict. True when gone."""
+        written_s, _, version_id = entry.partition(":")
+        items = self.store.items_of(make_pk(version_id, CANARY_KEY))
+        judged = bool(items) and all(i.get("status") and Status(i["status"]).final for i in items)
+        forgotten = not items and now_s - int(written_s) > self.config.give_up_seconds  # TTL removed its items
+        if not (judged or forgotten):
+            return False
+        try:
+            s3.delete_object(Bucket=bucket, Key=CANARY_KEY, VersionId=version_id)
+        except Exception as error:
+            self.counters.add("CanaryCleanupErrors", 1, (("Bucket", bucket),))
+            logger.warning("canary version not deleted", extra={"bucket": bucket, "error": repr(error)})
+            return False
+        return True
