@@ -698,3 +698,65 @@ def test_any_other_subscription_is_refused_and_parked(ddb, allowed, account, wit
     (request,) = parse_body(subscription(account))
     assert env.ingest.confirm(request) == Rejected("subscription-not-allowed", detail)
     assert confirmations.calls == []
+
+
+# ---- what is logged ------------------------------------------------------------------------------------------------
+
+LOGGED_FIELDS = ("message_id", "bucket", "error", "reason", "detail", "timers", "topic_arn")
+
+
+def logged(caplog) -> list[tuple[str, str, dict]]:
+    return [
+        (r.levelname, r.getMessage(), {f: getattr(r, f) for f in LOGGED_FIELDS if hasattr(r, f)})
+        for r in caplog.records
+        if r.name.endswith("crrmon.ingest")
+    ]
+
+
+def test_a_rejected_event_is_logged_with_its_reason_and_message(env, caplog):
+    env.ingest.handle_batch(records("not json"))
+    assert logged(caplog) == [
+        ("WARNING", "event rejected", {"message_id": "m0", "reason": "malformed-json", "detail": "body is not JSON"})
+    ]
+
+
+def test_a_failed_observation_is_logged_with_its_message_and_bucket(env, caplog):
+    env.ingest.store = mock.Mock(wraps=env.store, table_name="t")
+    env.ingest.store.record_observation.side_effect = RuntimeError("throttled")
+    env.ingest.handle_batch(records(body()))
+    assert logged(caplog)[0] == (
+        "WARNING",
+        "observation failed; the record will be retried",
+        {"message_id": "m0", "bucket": SRC, "error": "RuntimeError('throttled')"},
+    )
+
+
+def test_a_heartbeat_not_written_is_logged_with_its_bucket(env, caplog):
+    env.ingest.store = mock.Mock(wraps=env.store, table_name="t")
+    env.ingest.store.beat.side_effect = RuntimeError("throttled")
+    env.ingest.handle_batch(records(body()))
+    assert logged(caplog) == [
+        ("WARNING", "heartbeat not written", {"bucket": SRC, "error": "RuntimeError('throttled')"})
+    ]
+
+
+def test_timers_not_sent_and_bodies_not_parked_are_logged(ddb, caplog):
+    missing = "https://sqs.us-east-1.amazonaws.com/123456789012/missing"
+    env = Env(ddb, timer_queue_url=missing, events_dlq_url=missing)
+    env.ingest.handle_batch(records(body(version="v1"), body(version="v2"), "not json"))
+    found = logged(caplog)
+    assert ("ERROR", "could not park a rejected event; it will be retried", {}) in found
+    assert ("WARNING", "timers not sent; their records will be retried", {"timers": 2}) in found
+
+
+def test_subscriptions_are_logged_confirmed_or_not(ddb, caplog):
+    caplog.set_level("INFO")
+    env = Env(ddb, allowed_accounts=(OTHER,))
+    env.ingest.sns = Subscriptions()
+    env.ingest.handle_batch(records(subscription()))
+    env.ingest.sns = Subscriptions(error=RuntimeError("unreachable"))
+    env.ingest.handle_batch(records(subscription()))
+    assert logged(caplog) == [
+        ("INFO", "subscription confirmed", {"topic_arn": f"arn:aws:sns:eu-west-1:{OTHER}:crrmon-forwarder"}),
+        ("WARNING", "subscription not confirmed; the record will be retried", {"error": "RuntimeError('unreachable')"}),
+    ]

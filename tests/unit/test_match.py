@@ -241,3 +241,37 @@ def test_head_timers_that_cannot_be_sent_retry_the_whole_batch(ddb):
 
 def test_an_empty_batch_fails_nothing(env):
     assert env.matcher.handle_batch([]) == {"batchItemFailures": []}
+
+
+def warnings(caplog) -> list[tuple[str, str]]:
+    return [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_failed_record_is_logged_with_its_error(env, caplog):
+    class Failing(Store):
+        def write_verdict(self, pk, dest, verdict, **kwargs):
+            raise RuntimeError("throttled")
+
+    env.matcher.store = Failing(env.store.dynamodb, "t")
+    env.matcher.handle_batch([record(BOTH_SIDES, seq="3")])
+    assert warnings(caplog) == [("stream record failed; it will be retried", "RuntimeError('throttled')")]
+
+
+def test_timers_not_sent_are_logged_as_a_failed_publication(ddb, caplog):
+    env = Env(ddb, timer_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/missing")
+    env.matcher.handle_batch([record({"pk": "v2#k", "dest": DEST, "fail": "DstBucketNotFound"}, seq="6")])
+    assert warnings(caplog) == [
+        ("publishing failed; the whole batch will be retried", "RuntimeError('verification timers not sent')")
+    ]
+
+
+def test_the_changes_are_counted_by_the_publisher(env):
+    env.matcher.publisher = Publisher()  # no archive, no topic: the metrics alone
+    env.matcher.handle_batch([record({**BOTH_SIDES, "status": "COMPLETED"}, {**BOTH_SIDES, "status": "OVERDUE"})])
+    assert env.counters.total("ObjectsReplicated", (("SourceBucket", "src"), ("DestinationBucket", DEST))) == 1
+
+
+def test_a_new_item_with_both_sides_is_decided(env):
+    env.seed(BOTH_SIDES)
+    env.matcher.on_record(record(BOTH_SIDES, name="INSERT"))
+    assert env.store.get(PK, DEST)["status"] == "COMPLETED"

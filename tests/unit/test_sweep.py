@@ -294,3 +294,37 @@ def test_expiries_that_cannot_be_published_retry_the_batch(env):
         [removal({"pk": "v1#k", "dest": DST}, seq="5"), removal({"pk": "v2#k", "dest": DST}, seq="6")]
     )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "5"}]}
+
+
+def logged(caplog) -> list[tuple[str, str, dict]]:
+    fields = ("message_id", "error")
+    return [
+        (r.levelname, r.getMessage(), {f: getattr(r, f) for f in fields if hasattr(r, f)})
+        for r in caplog.records
+        if r.name.endswith("crrmon.sweep")
+    ]
+
+
+def test_each_failure_is_logged_with_what_failed(env, caplog):
+    env.sweeper.handle_timers([{"messageId": "bad", "body": "[]"}])
+    env.store.items_for = mock.Mock(side_effect=RuntimeError("read"))
+    env.sweeper.handle_timers([message(Timer("v1#k", int(NOW), dests=(DST,)))])
+    env.store.items_of = mock.Mock(side_effect=RuntimeError("query"))
+    env.sweeper.handle_timers([message(Timer("v1#k", int(NOW)))])
+    firehose = boto3.client("firehose", region_name="us-east-1")
+    env.sweeper.publisher = Publisher(firehose=firehose, delivery_stream="missing", retry_seconds=0)
+    env.sweeper.handle_removals([removal({"pk": "v1#k", "dest": DST})])
+    assert logged(caplog) == [
+        (
+            "ERROR",
+            "timer message unreadable; dropped",
+            {"message_id": "bad", "error": "a timer body is {'pk': str, 'due': int, 'attempt': int, 'd': [str]}"},
+        ),
+        ("WARNING", "reading the batch's items failed; it will be retried", {"error": "RuntimeError('read')"}),
+        ("WARNING", "deadline check failed; it will be retried", {"error": "RuntimeError('query')"}),
+        (
+            "WARNING",
+            "publishing expiries failed; the batch will be retried",
+            {"error": "PublishError('Firehose refused PutRecordBatch: ResourceNotFoundException')"},
+        ),
+    ]
