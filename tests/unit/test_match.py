@@ -275,3 +275,12 @@ def test_a_new_item_with_both_sides_is_decided(env):
     env.seed(BOTH_SIDES)
     env.matcher.on_record(record(BOTH_SIDES, name="INSERT"))
     assert env.store.get(PK, DEST)["status"] == "COMPLETED"
+
+
+def test_in_checksum_mode_an_item_that_already_needed_a_head_asks_no_second_time(ddb):
+    env = Env(ddb, verify_mode="checksum")
+    old = dict(BOTH_SIDES)
+    new = {**old, "sreg": "us-east-1"}
+    assert env.matcher.on_record(record(new, old)) == (None, None)
+    _, timer = env.matcher.on_record(record(new))
+    assert timer == Timer(pk=PK, due_s=int(NOW), dests=(DEST,))
