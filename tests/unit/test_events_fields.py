@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from crrmon.events import eventbridge_object_event, parse_body
+from crrmon.events import eventbridge_object_event, parse_body, topic_account
 from crrmon.model import Ignored, ObjectChange, ObjectEvent, Rejected
 from tests.unit.test_events import DELETE, changed, sample, sns
 
@@ -780,3 +780,76 @@ def test_a_deleted_versions_event_and_the_defaults():
             bucket="src", key="k", version_id="v2", time_s=1, region="eu-west-1", account="111122223333"
         )["detail"]
     )
+
+
+def one(document: dict) -> Any:
+    (parsed,) = parse_body(json.dumps(document))
+    return parsed
+
+
+CLOUDTRAIL = DOCUMENTS["cloudtrail-put-object.json"]
+RECORD = DOCUMENTS["s3-notification-put.json"]
+REPLICATION = DOCUMENTS["replication-failed.json"]
+
+
+def test_a_cloudtrail_event_without_its_own_region_takes_the_events():
+    assert one(changed(changed(CLOUDTRAIL, "detail.awsRegion", DELETE), "region", "eu-west-3")).region == "eu-west-3"
+    without = changed(changed(CLOUDTRAIL, "detail.awsRegion", DELETE), "region", "nowhere")
+    assert one(without) == Rejected("bad-value", "region: not a region name")
+    assert one(changed(CLOUDTRAIL, "region", "nowhere")).region == CLOUDTRAIL["detail"]["awsRegion"]
+
+
+def test_a_cloudtrail_delete_of_a_bad_version_names_it():
+    document = changed(
+        changed(CLOUDTRAIL, "detail.eventName", "DeleteObject"), "detail.requestParameters.versionId", "a b"
+    )
+    assert one(document) == Rejected("bad-value", "detail.requestParameters.versionId: not a version ID")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("Records.0.s3.bucket.name", "", Rejected("missing-field", "s3.bucket.name")),
+        ("Records.0.s3.object.key", "%FF", Rejected("bad-key-encoding", "s3.object.key: not UTF-8 once decoded")),
+        ("Records.0.s3.object.size", True, Rejected("bad-type", "s3.object.size: not a number")),
+        ("Records.0.s3.object.size", [], Rejected("bad-type", "s3.object.size: not a number")),
+        ("Records.0.s3.object.size", 2**63, Rejected("bad-value", "s3.object.size: out of range")),
+        ("Records.0.s3.object.versionId", "v" * 1025, Rejected("bad-value", "s3.object.versionId: not a version ID")),
+        ("Records.0.eventTime", -0.001, Rejected("bad-time", "eventTime: out of range")),
+        ("Records.0.eventTime", "2200-01-01T00:00:00Z", Rejected("bad-time", "eventTime: out of range")),
+    ],
+)
+def test_values_just_past_what_s3_makes_are_refused(path: str, value: Any, expected: Rejected):
+    assert one(changed(RECORD, path, value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "expected"),
+    [
+        ("Records.0.s3.object.size", 2**63 - 1, "size", 2**63 - 1),
+        ("Records.0.s3.object.versionId", "v" * 1024, "version_id", "v" * 1024),
+        ("Records.0.s3.object.eTag", '"abcX"', "etag", "abcX"),
+        ("Records.0.eventTime", 0, "event_time", datetime(1970, 1, 1, tzinfo=UTC)),
+        ("Records.0.eventName", "ObjectCreated:Foo", "reason", "Foo"),
+        ("Records.0.eventName", "ObjectCreated", "reason", None),
+    ],
+)
+def test_values_at_the_edge_of_what_s3_makes_are_taken(path: str, value: Any, field: str, expected: Any):
+    assert getattr(one(changed(RECORD, path, value)), field) == expected
+
+
+def test_an_account_is_twelve_digits():
+    assert one(changed(DOCUMENTS["eventbridge-object-created.json"], "account", "1234")) == Rejected(
+        "bad-value", "account: not an account ID"
+    )
+
+
+def test_a_destination_arn_whose_name_holds_a_colon_is_no_bucket_name():
+    path = "Records.0.replicationEventData.destinationBucket"
+    assert one(changed(REPLICATION, path, "arn:aws:s3:::b:c")) == Rejected(
+        "bad-value", "replicationEventData.destinationBucket: not a bucket name"
+    )
+
+
+def test_a_topics_account_is_the_fifth_field_of_its_arn():
+    assert topic_account("arn:aws:sns:eu-west-1:210987654321:forwarder") == "210987654321"

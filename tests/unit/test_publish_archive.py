@@ -123,3 +123,15 @@ def test_archive_objects_read_back_in_every_order_of_their_parts():
     assert read_archive(member_b + plain_a) == [b, a]
     with pytest.raises(ValueError, match=r"^archive object ends inside a gzip member$"):
         read_archive(member_b[:-4])
+
+
+def test_throttling_of_any_batch_is_counted_in_the_publishers_counters(monkeypatch):
+    monkeypatch.setattr(publish, "FIREHOSE_BATCH_RECORDS", 1)
+    monkeypatch.setattr(publish, "pack_records", lambda lines: [b"x"] * len(lines))
+    unavailable = throttled(["ServiceUnavailableException"])
+    firehose, clock, counters = FakeFirehose(unavailable, None, unavailable), FakeClock(), Counters()
+    publisher_for(firehose, clock).publish(
+        [Change(ITEM, Status.COMPLETED), Change(ITEM, Status.FAILED)], counters, now_ms=0
+    )
+    assert len(firehose.calls) == 4 and clock.pauses == [0.1, 0.1]  # each batch its own backoff
+    assert counters.total("ArchiveThrottled") == 2

@@ -6,20 +6,24 @@ budget that is spent."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from unittest import mock
 
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from botocore.stub import Stubber
 from moto.sqs import models as moto_sqs
 
 from crrmon import concurrency
 from crrmon.config import Config
 from crrmon.evidence import Evidence, RateLimiter
 from crrmon.metrics import Counters
-from crrmon.publish import Publisher
-from crrmon.store import HEARTBEAT_PK, Store
+from crrmon.model import Status
+from crrmon.publish import Change, Publisher
+from crrmon.schedule import CANARY_KEY
+from crrmon.store import CANARY_PK, HEARTBEAT_PK, LEASE_PK, Store
 from crrmon.sweep import MAX_PUT_OFF_S, TTL_PRINCIPAL, Sweeper, is_ttl_removal
 from crrmon.timers import Timer
 from crrmon.topology import Rule, Topology, TopologyCache
@@ -143,6 +147,13 @@ def test_items_with_a_final_verdict_are_left_alone(env):
     assert env.timers() == []
 
 
+def test_a_decided_item_does_not_end_the_check_of_the_others(env):
+    env.seed("v1#k", DST, due=int(NOW) - 1, **BOTH, status="MISMATCH")
+    env.seed("v1#k", DST2, due=int(NOW) + 30, **SOURCE_ONLY)
+    env.sweeper.handle_timers([message(Timer("v1#k", int(NOW), dests=(DST, DST2)))])
+    assert env.timers() == [{"pk": "v1#k", "due": int(NOW) + 30, "attempt": 0, "d": [DST2]}]
+
+
 def test_a_timer_for_an_item_that_is_gone_ends(env):
     assert env.sweeper.handle_timers([message(Timer("v9#k", int(NOW), dests=(DST,)))]) == {"batchItemFailures": []}
     assert env.timers() == []
@@ -210,6 +221,18 @@ def test_a_two_way_item_is_checked_with_every_item_of_its_version(env):
         "NOT_IN_SCOPE",
         f"replica of the version written in {DST} (two-way replication), not a new source version",
     )
+    assert "status" not in env.store.get("v1#k", DST2)  # read to decide the named item, not decided itself
+
+
+def test_timers_naming_their_destinations_are_read_without_a_query(env):
+    env.seed("v1#k", DST, due=int(NOW) - 1, **BOTH)
+    env.seed("v2#k", DST, due=int(NOW) + 50, **SOURCE_ONLY)
+    with mock.patch.object(env.store, "items_of", wraps=env.store.items_of) as items_of:
+        env.sweeper.handle_timers(
+            [message(Timer("v1#k", int(NOW), dests=(DST,)), "m1"), message(Timer("v2#k", int(NOW), dests=(DST,)), "m2")]
+        )
+    assert items_of.call_count == 0
+    assert env.store.get("v1#k", DST)["status"] == "COMPLETED"
 
 
 # ---- a spent HEAD budget -----------------------------------------------------------------------------------------
@@ -254,6 +277,78 @@ def test_an_item_already_overdue_is_not_marked_again(env):
     assert env.store.get("v1#k", DST)["ovd_since"] == 1
 
 
+def test_a_version_whose_source_event_never_came_is_found_in_a_source_of_its_destination(env):
+    # Only the replica's event came: the destination's sources (from the topology) are asked for the version.
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=SRC, Key="k", Body=b"12345")["VersionId"]
+    env.seed(f"{version}#k", DST, due=int(NOW) - 1, r_size=5, r_time=2_000)
+    env.sweeper.handle_timers([message(Timer(f"{version}#k", int(NOW), dests=(DST,)))])
+    item = env.store.get(f"{version}#k", DST)
+    assert (item["status"], item["verified_by"], item["src"], item["s_size"]) == ("COMPLETED", "size", SRC, 5)
+
+
+def test_a_refused_head_is_counted_by_its_bucket(ddb):
+    env = Env(ddb)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    stub = Stubber(s3)  # moto answers every caller: S3's 403 is played by botocore's Stubber
+    for _ in range(2):
+        stub.add_client_error("head_object", service_error_code="AccessDenied", http_status_code=403)
+    sweeper = Sweeper(
+        config=env.config,
+        store=env.store,
+        evidence=Evidence(s3, RateLimiter(10, burst=10, clock=lambda: 0.0)),
+        topology=env.sweeper.topology,
+        publisher=Publisher(),
+        sqs=env.sqs,
+        counters=env.counters,
+        clock=lambda: NOW,
+    )
+    env.seed("v1#k", DST, due=int(NOW) - 1, **SOURCE_ONLY)
+    with stub:
+        sweeper.handle_timers([message(Timer("v1#k", int(NOW), dests=(DST,)))])
+    assert env.counters.total("HeadsRefused", (("Bucket", SRC),)) == 1
+    assert env.counters.total("HeadsRefused", (("Bucket", DST),)) == 1
+    assert env.store.get("v1#k", DST)["status"] == "OVERDUE"
+
+
+def test_the_schedule_runs_once_a_minute_under_its_lease(env):
+    env.seed("v1#k", DST, due=int(NOW) - 100, **SOURCE_ONLY)  # first seen 100 s ago
+    env.store.mark_overdue("v1#k", DST, pair="src>dst", now_ms=1)
+    assert env.sweeper.scheduled() == {"oldest_overdue_age": {"src>dst": 100, "src>dst2": 0}}
+    assert env.counters.values("OldestOverdueAge", (("SourceBucket", SRC), ("DestinationBucket", DST))) == [100]
+    other = Sweeper(
+        config=env.config,
+        store=env.store,
+        evidence=env.sweeper.evidence,
+        topology=env.sweeper.topology,
+        publisher=Publisher(),
+        sqs=env.sqs,
+        counters=Counters(),
+        clock=lambda: NOW,
+    )
+    assert other.scheduled() == {"skipped": "another run holds the lease"}
+    assert env.store.get(LEASE_PK, "sweeper-schedule")["holder"] == env.sweeper.holder
+
+
+def test_the_schedule_writes_canaries_through_the_sweepers_s3_client(env):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
+    sweeper = Sweeper(
+        config=dataclasses.replace(env.config, canary_interval_minutes=1),
+        store=env.store,
+        evidence=env.sweeper.evidence,
+        topology=env.sweeper.topology,
+        publisher=Publisher(),
+        sqs=env.sqs,
+        counters=Counters(),
+        clock=lambda: NOW,
+    )
+    assert "canaries" in sweeper.scheduled()
+    (version,) = s3.list_object_versions(Bucket=SRC, Prefix=CANARY_KEY)["Versions"]
+    assert env.store.get(CANARY_PK, SRC)["versions"] == [f"{int(NOW)}:{version['VersionId']}"]
+
+
 # ---- TTL removals ------------------------------------------------------------------------------------------------
 
 
@@ -293,6 +388,37 @@ def test_items_removed_by_ttl_before_a_verdict_are_expired(env):
     assert answer == {"batchItemFailures": []}
     assert env.counters.total("ObjectsExpired") == 2
     assert env.counters.total("ObjectsExpired", (("SourceBucket", SRC), ("DestinationBucket", DST))) == 2
+
+
+def test_each_expiry_is_handed_to_the_publisher_with_the_status_it_had(env):
+    class Recording(Publisher):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def publish(self, changes, counters, *, now_ms):
+            self.calls.append((changes, now_ms))
+
+    env.sweeper.publisher = publisher = Recording()
+    pending = {"pk": "v1#k", "dest": DST}
+    overdue = {"pk": "v2#k", "dest": DST, "status": "OVERDUE"}
+    env.sweeper.handle_removals(
+        [
+            removal({"pk": "v0#k", "dest": DST}, principal="someone"),  # a removal by someone else first
+            removal({"pk": "v3#k", "dest": DST, "status": "FAILED"}),  # a decided item first
+            removal(pending),
+            removal(overdue),
+        ]
+    )
+    assert publisher.calls == [
+        (
+            [
+                Change(item=pending, status=Status.EXPIRED, old_status=None),
+                Change(item=overdue, status=Status.EXPIRED, old_status="OVERDUE"),
+            ],
+            int(NOW * 1000),
+        )
+    ]
 
 
 def test_expiries_that_cannot_be_published_retry_the_batch(env):
