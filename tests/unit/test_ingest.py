@@ -768,3 +768,34 @@ def test_subscriptions_are_logged_confirmed_or_not(ddb, caplog):
         ("INFO", "subscription confirmed", {"topic_arn": f"arn:aws:sns:eu-west-1:{OTHER}:crrmon-forwarder"}),
         ("WARNING", "subscription not confirmed; the record will be retried", {"error": "RuntimeError('unreachable')"}),
     ]
+
+
+def test_a_heartbeat_claimed_this_second_is_not_due_again_and_releasing_an_unclaimed_one_is_harmless():
+    beats = Heartbeats(every_s=60)
+    assert beats.claim("t", "b", 100) is True
+    assert beats.claim("t", "b", 100) is False
+    assert beats.claim("t", "b", 100.5) is False
+    beats.release("t", "never-claimed")
+    assert beats.claim("t", "b", 100.5) is False
+
+
+def test_a_confirmed_subscription_says_so(ddb):
+    env = Env(ddb, allowed_accounts=(OTHER,))
+    env.ingest.sns = Subscriptions()
+    (request,) = parse_body(subscription())
+    assert env.ingest.confirm(request) is True
+
+
+def test_a_body_with_several_reasons_is_parked_with_all_of_them(env):
+    bad = json.dumps({"Records": [7, {"eventSource": "aws:sqs"}]})
+    env.ingest.handle_batch(records(bad))
+    (message,) = env.messages(env.dlq)
+    assert message["MessageAttributes"]["RejectedReason"]["StringValue"] == "bad-type,unknown-shape"
+
+
+def test_a_message_received_the_first_time_starts_no_timer_for_an_item_already_recorded(env):
+    first = body()
+    env.ingest.handle_batch(records(first))
+    env.messages(env.timer_queue)
+    env.ingest.handle_batch(records(body(), receive_count=1))  # the same version, another message
+    assert env.messages(env.timer_queue) == []
