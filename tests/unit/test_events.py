@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -931,7 +932,12 @@ def test_oversized_bodies_are_rejected_without_parsing():
 # ---------------------------------------------------------------------------------------------------
 # Properties
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CRRMON_FUZZ_EXAMPLES: more cases in `make fuzz`; fewer per mutant in `make mutate`, which runs them once per mutant.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CRRMON_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
