@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from crrmon import pair_index
 from crrmon.pair_index import FAILED, OVERDUE, PairIndex
+from crrmon.publish import rpo_class
 from crrmon.store import FAILED_INDEX, from_image, make_pk, split_pk
 from crrmon_cli import watched
 from crrmon_cli.context import Context
@@ -66,6 +67,7 @@ def status_row(item: dict[str, Any], now_s: float) -> dict[str, Any]:
         "latency_ms": latency,
         "verified_by": item.get("verified_by"),
         "missed_rpo": bool(item.get("missed_rpo")),
+        "rpo_class": rpo_class(item),  # the RPO class the deadline `due` was computed with (RpoClasses)
         "reason": reason,
         "rule": item.get("rid"),
         "source_size": item.get("s_size"),

@@ -55,6 +55,10 @@ TAG = {"replicate": "yes"}
 FAILURE_REASONS = ("DstPutObjectNotPermitted", "DstKmsKeyNotFound", "SrcGetObjectNotPermitted", "DstBucketNotFound")
 REPLICATION_METRICS = {"Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}}
 FORWARDER = "crrmon-forwarder"
+# RPO classes (the stack's RpoClasses): the workload's keys under data/001/ have an RPO of 5 s, versions of
+# 2 KB and more (the multipart uploads) 6 s, the rest --rpo. A multipart upload under data/001/ is
+# "critical": the first class that matches wins.
+RPO_CLASSES = "critical:prefix=data/001/,rpo=5;multipart:min=2KB,rpo=6"
 VERDICTS = ("COMPLETED", "FAILED", "MISMATCH", "SOURCE_DELETED", "NOT_IN_SCOPE", "EXPIRED", "NONE")
 
 
@@ -160,10 +164,22 @@ def expected_seconds(args) -> float:
     does all the work), and the tail: replicas held by the outage, events held by the backlog, and the
     deadline (RPO) of the last versions, after which the sweeper's HEADs decide them."""
     writes = max(args.load_seconds, args.objects * CPU_PER_OBJECT_S)
-    tail = args.rpo + 4.0
+    rpo = largest_rpo(args)
+    tail = rpo + 4.0
     if args.outage != "none":
-        tail = max(tail, _outage(args.outage)[2] - writes + args.rpo)
+        tail = max(tail, _outage(args.outage)[2] - writes + rpo)
     return SET_UP_S + writes + tail
+
+
+def rpo_classes(args) -> tuple:
+    """The run's RPO classes (crrmon.rpo), parsed as the stack parses them."""
+    from crrmon.rpo import parse_policy
+
+    return parse_policy(args.rpo_classes)
+
+
+def largest_rpo(args) -> int:
+    return max([args.rpo, *(c.rpo_seconds for c in rpo_classes(args))])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -188,6 +204,11 @@ def parser() -> argparse.ArgumentParser:
         help="writes pause while more events, stream records or due timers than this wait (0: never pause)",
     )
     p.add_argument("--rpo", type=int, default=8, help="RPO the monitor enforces (seconds)")
+    p.add_argument(
+        "--rpo-classes",
+        default=RPO_CLASSES,
+        help="RPO classes by key prefix and size (the template's RpoClasses; '' for one RPO)",
+    )
     p.add_argument("--give-up", type=int, default=40, help="age at which an unresolved object is FAILED (seconds)")
     p.add_argument("--delay", default="lognormal:1.0,0.6", help="replication delay distribution (seconds)")
     p.add_argument("--failures", type=float, default=0.03, help="share of versions whose replication fails")
@@ -457,6 +478,7 @@ class Demo:
                 "SourceBuckets": ",".join(RULES),
                 "DestinationBuckets": ",".join(destinations),
                 "RpoSeconds": str(self.args.rpo),
+                "RpoClasses": self.args.rpo_classes,
                 "GiveUpSeconds": str(self.args.give_up),
                 "VerifyMode": self.args.verify_mode,
                 "ArchiveEnabled": "true",
@@ -824,7 +846,9 @@ class Demo:
     def _waiting_for(self) -> str:
         """What the run waits for once every version is written."""
         args = self.args
-        parts = [f"verdicts of the last versions (their deadline is S3's time + the RPO of {args.rpo} s)"]
+        parts = [
+            f"verdicts of the last versions (their deadline is S3's time + the RPO of {args.rpo} s, or their class's)"
+        ]
         if args.outage != "none":
             bucket, _, end = _outage(args.outage)
             parts.append(f"replicas {bucket} takes only after its outage ends ({end:.0f} s)")
@@ -960,7 +984,8 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         if ident not in truths:
             confusion[("NONE", "+".join(sorted(got)))] += 1
             disagreements.append({"version_id": ident[0], "key": ident[1], "destination": ident[2], "monitor": got})
-    rpo_check = _check_missed_rpo(lines, truths, rpo=demo.args.rpo)
+    classes = rpo_classes(demo.args)
+    rpo_check = _check_missed_rpo(lines, truths, classes=classes, rpo=demo.args.rpo)
     disagreements.extend(rpo_check.pop("disagreements"))
     scores = {}
     for verdict in VERDICTS:
@@ -988,6 +1013,7 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
         "backlogged": sum(1 for t in truths.values() if t.backlogged),
         "backlog_window_s": ([round(t - demo.t0, 1) for t in demo.channel.backlog] if demo.channel.backlog else None),
         "pairs": pairs,
+        "rpo_classes": _class_report(lines, classes, rpo=demo.args.rpo),
         "archive_lines": len(lines),
         "alert_messages": len(digests),
         "overdue_series": demo.tally.overdue_series,
@@ -1004,26 +1030,72 @@ def build_report(demo: Demo, lines: list[dict], digests: list[dict], peak_mb: fl
     }
 
 
-def _check_missed_rpo(lines: list[dict], truths: dict, *, rpo: int) -> dict:
+def _policy_class(line: dict, classes: tuple, rpo: int) -> set[tuple[str, int]]:
+    """The RPO classes the policy gives the line's version: by its key and its size (the source's, or the
+    replica's where the monitor first heard of the replica; both when they differ)."""
+    from crrmon.rpo import DEFAULT_CLASS, classify
+
+    found = set()
+    for size in {x for x in (line["size"], line["replica_size"]) if x is not None} or {None}:
+        match = classify(classes, line["key"], size)
+        found.add((match.name, match.rpo_seconds) if match else (DEFAULT_CLASS, rpo))
+    return found
+
+
+def _class_report(lines: list[dict], classes: tuple, *, rpo: int) -> dict:
+    """Per RPO class: its RPO, the archive's verdicts, how many missed it, and COMPLETED latencies."""
+    from crrmon.rpo import DEFAULT_CLASS
+
+    out = {c.name: {"rpo": c.rpo_seconds} for c in classes} | {DEFAULT_CLASS: {"rpo": rpo}}
+    unique = list({ln["record_id"]: ln for ln in lines}.values())
+    for name, entry in out.items():
+        mine = [ln for ln in unique if ln["rpo_class"] == name]
+        latencies = [
+            ln["latency_ms"] / 1000 for ln in mine if ln["status"] == "COMPLETED" and ln["latency_ms"] is not None
+        ]
+        entry.update(
+            lines=len(mine),
+            completed=sum(1 for ln in mine if ln["status"] == "COMPLETED"),
+            missed_rpo=sum(1 for ln in mine if ln["missed_rpo"]),
+            p50=percentile(latencies, 50),
+            max=max(latencies, default=None),
+        )
+    return out
+
+
+def _check_missed_rpo(lines: list[dict], truths: dict, *, classes: tuple = (), rpo: int) -> dict:
     """Lateness by S3's times: a COMPLETED verdict whose two event times the monitor had (a latency)
-    missed the RPO exactly when the emulator landed the replica more than the RPO after its source.
+    missed the RPO of its class exactly when the emulator landed the replica more than that RPO after
+    its source. Every line must carry the class the policy gives its version.
 
     Not judged: replicas from a second under the RPO to two seconds over it. EventBridge times have whole
     seconds (a second either way), and the monitor's deadline is a whole second rounded up (S3's time +
     RPO + size/throughput, ceil): it calls a replica late only when its times prove it later than that."""
     checked, late, disagreements = 0, 0, []
     for line in {ln["record_id"]: ln for ln in lines}.values():
+        policy = _policy_class(line, classes, rpo)
+        if (line["rpo_class"], line["rpo_seconds"]) not in policy:
+            disagreements.append(
+                {
+                    "key": line["key"],
+                    "destination": line["destination_bucket"],
+                    "monitor_rpo_class": [line["rpo_class"], line["rpo_seconds"]],
+                    "policy_rpo_class": sorted(policy),
+                }
+            )
+            continue
+        rpo_s = line["rpo_seconds"]
         truth = truths.get((line["version_id"], line["key"], line["destination_bucket"]))
         if line["status"] != "COMPLETED" or line.get("latency_ms") is None or truth is None:
             continue
         if truth.landed_at is None or truth.verdict != "COMPLETED":
             continue
         took = truth.landed_at - truth.created_at
-        if rpo - 1.0 <= took <= rpo + 2.0:
+        if rpo_s - 1.0 <= took <= rpo_s + 2.0:
             continue
         checked += 1
-        late += took > rpo
-        if bool(line["missed_rpo"]) != (took > rpo):
+        late += took > rpo_s
+        if bool(line["missed_rpo"]) != (took > rpo_s):
             disagreements.append(
                 {**_truth_dict(truth), "replicated_in_s": round(took, 2), "monitor_missed_rpo": line["missed_rpo"]}
             )
@@ -1104,6 +1176,13 @@ def render_text(report: dict) -> str:
     for chunk in _chunks([f"{k} {v}" for k, v in report["faults"].items()], 6):
         out.append("  " + ", ".join(chunk))
     out.append(f"  with an event held in the backlog: {report['backlogged']}")
+    if len(report.get("rpo_classes") or ()) > 1:
+        out.append(f"RPO classes ({s.get('rpo_classes')}; the others: default, RPO {s['rpo']}s)")
+        for name, c in report["rpo_classes"].items():
+            out.append(
+                f"  {name:<10} RPO {c['rpo']:>4}s  {c['lines']:>4} verdicts, {c['completed']:>4} COMPLETED "
+                f"(p50 {_fmt_s(c['p50'])}, max {_fmt_s(c['max'])}), {c['missed_rpo']} missed the RPO"
+            )
     for p in report["pairs"].values():
         out.append("")
         out.append(f"pair {p['source']} -> {p['destination']}")
@@ -1183,6 +1262,10 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     apply_large(args, argv)
     try:  # malformed values are usage errors, reported before anything starts
+        try:
+            rpo_classes(args)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
         _delay_sampler(args.delay, random.Random())
         if args.outage != "none":
             _outage(args.outage)

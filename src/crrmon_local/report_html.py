@@ -211,6 +211,20 @@ def render_html(report: dict) -> str:
     faults = "".join(
         f"<tr><td>{_e(fault)}</td><td class=n>{count}</td></tr>" for fault, count in report.get("faults", {}).items()
     )
+    classes = "".join(
+        f"<tr><td>{_e(name)}</td><td class=n>{c['rpo']} s</td><td class=n>{c['lines']}</td>"
+        f"<td class=n>{c['completed']}</td><td class=n>{_seconds(c['p50'])}</td><td class=n>{_seconds(c['max'])}</td>"
+        f"<td class=n>{c['missed_rpo']}</td></tr>"
+        for name, c in (report.get("rpo_classes") or {}).items()
+    )
+    classes_section = (
+        '<h2>RPO classes</h2>\n<p class="muted">The class each verdict was judged by (the archive\'s '
+        f"<code>rpo_class</code>): {_e(report['settings'].get('rpo_classes'))}; the others: default.</p>\n"
+        "<table><tr><th>class</th><th>RPO</th><th>verdicts</th><th>COMPLETED</th><th>p50</th><th>max</th>"
+        f"<th>missed the RPO</th></tr>\n{classes}</table>"
+        if len(report.get("rpo_classes") or ()) > 1
+        else ""
+    )
     s, e = report["settings"], report["events"]
     data = json.dumps(
         {
@@ -252,6 +266,7 @@ found no replica yet. A replica can be late and never OVERDUE (it landed before 
 <th>landed after the RPO</th><th>OVERDUE at a check</th><th>most OVERDUE at once</th><th>oldest OVERDUE</th>
 <th>alert digests (objects)</th><th>archive lines</th></tr>
 {"".join(rows)}</table>
+{classes_section}
 <h2>Latency distribution per pair</h2>
 <p class="muted">Replica event time minus source event time, for COMPLETED verdicts whose both events arrived.</p>
 <div class="charts" id="latency-charts"></div>

@@ -19,6 +19,7 @@ def test_status_of_a_replicated_object_per_destination(world, cli):
     assert set(rows) == {DST, DST2}
     assert rows[DST]["status"] == "COMPLETED" and rows[DST]["verified_by"] == "etag"
     assert rows[DST]["latency_ms"] == 4000 and rows[DST]["latency"] == "4s"
+    assert rows[DST]["rpo_class"] == "default"  # the stack has no RpoClasses
 
     assert cli("status", f"s3://{SRC}/{key}", "--version-id", obj["version_id"]) == 0
     assert "COMPLETED" in cli.out and "DESTINATION" in cli.out

@@ -57,6 +57,7 @@ STRANGER = "999988887777"  # never allowed
 SRC, DST, OVERRIDE_DST = "mx-src", "mx-dst", "mx-dst-override"
 TOPOLOGY_PARAMETER = "/crr-monitor/topology"
 KMS_KEY = "{kms key}"  # replaced by a key made on the emulator
+RPO_POLICY = "matrix:prefix=tracing/,rpo=1h"  # the tracing case's keys are under tracing/
 
 # Parameters every case shares: one watched bucket and its destination.
 BASE = {"SourceBuckets": SRC, "DestinationBuckets": f"{DST},{OVERRIDE_DST}", "HeadRequestsPerSecond": "1000"}
@@ -74,6 +75,7 @@ CHANGES_WHAT_RUNS: dict[str, tuple[str, ...]] = {
     "AllowedAccounts": ("", OTHER_ACCOUNT),
     "KmsKeyArn": ("", KMS_KEY),
     "TableCapacity": ("on-demand", "provisioned"),
+    "RpoClasses": ("", RPO_POLICY),
 }
 
 # Every value above in at least one case (test_every_value_has_a_case); values whose paths do not
@@ -86,6 +88,7 @@ CASES: dict[str, dict[str, str]] = {
         "VerifyMode": "checksum",
         "ReconcileSchedule": "rate(6 hours)",
         "ArchiveObjectLock": "COMPLIANCE",
+        "RpoClasses": RPO_POLICY,
     },
     "size-without-archive": {"VerifyMode": "size", "ArchiveEnabled": "false", "TableCapacity": "provisioned"},
     "locked-archive-own-key": {"ArchiveObjectLock": "true", "KmsKeyArn": KMS_KEY},
@@ -551,6 +554,12 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
     else:
         lines = [line for line in archive_lines(s3, stack.archive_bucket) if line["key"] == key]
         assert [(line["status"], line["destination_bucket"]) for line in lines] == [("COMPLETED", destination)]
+        rpo_class = (
+            ("matrix", 3600)
+            if "RpoClasses" in case
+            else ("default", int(built.environment("MatcherFunction")["RPO_SECONDS"]))
+        )
+        assert (lines[0]["rpo_class"], lines[0]["rpo_seconds"]) == rpo_class
         lock = s3.get_object_lock_configuration if case.get("ArchiveObjectLock") == "true" else None
         if lock:
             assert lock(Bucket=stack.archive_bucket)["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"

@@ -7,6 +7,7 @@ exceeded: per record (FailedPutCount, ErrorCode ServiceUnavailableException) or 
 
 import gzip
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -22,12 +23,16 @@ from crrmon.publish import (
     Publisher,
     PublishError,
     archive_line,
+    count_metrics,
     digests,
     pack_records,
     read_archive,
     record_id,
 )
 from crrmon.timers import MAX_DELAY_S, Timer, delay_for, send_timers
+from crrmon_local.cfn import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ITEM = {
     "pk": "VID123#docs/a b+c.txt",
@@ -66,12 +71,57 @@ def test_archive_line_has_every_field_and_decodes_the_key():
         "status": "COMPLETED",
         "reason": None,
         "missed_rpo": False,
+        "rpo_class": "default",
+        "rpo_seconds": None,
         "verified_by": "etag",
         "source_time": "2023-11-14T22:13:20.000Z",
         "replica_time": "2023-11-14T22:13:22.500Z",
         "latency_ms": 2500,
         "detected_at": "2023-11-14T22:13:23.000Z",
     }
+
+
+def test_archive_lines_carry_the_rpo_class_the_deadline_was_computed_with():
+    classed = {**ITEM, "rpo_c": "invoices", "rpo_s": 300, "missed_rpo": True}
+    line = archive_line(Change(classed, Status.COMPLETED), now_ms=0, default_rpo_s=900)
+    assert (line["rpo_class"], line["rpo_seconds"], line["missed_rpo"]) == ("invoices", 300, True)
+    # An item of no class (written without a policy) is in the default class, with RpoSeconds.
+    line = archive_line(Change(ITEM, Status.COMPLETED), now_ms=0, default_rpo_s=900)
+    assert (line["rpo_class"], line["rpo_seconds"]) == ("default", 900)
+
+
+def test_the_athena_table_has_a_column_for_every_field_of_the_line():
+    table = load_template(ROOT / "template.yaml")["Resources"]["ArchiveTable"]["Properties"]["TableInput"]
+    columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    assert columns == list(archive_line(Change(ITEM, Status.COMPLETED), now_ms=0))
+
+
+def test_latency_and_lateness_are_counted_per_rpo_class_only_under_a_policy():
+    late = {**ITEM, "rpo_c": "invoices", "rpo_s": 300, "missed_rpo": True}
+    overdue = {**ITEM, "status": "OVERDUE"}  # no class of its own: the default class
+    invoices, default = (("RpoClass", "invoices"),), (("RpoClass", "default"),)
+    counters = Counters()
+    count_metrics(Change(late, Status.COMPLETED), counters, by_class=True)
+    count_metrics(Change(overdue, Status.OVERDUE, None), counters, by_class=True)
+    assert counters.values("ReplicationLatency", invoices) == [2500]
+    assert counters.total("ObjectsReplicatedLate", invoices) == 1
+    assert counters.total("ObjectsOverdue", default) == 1 and counters.total("ObjectsOverdue", invoices) == 0
+    assert counters.total("ObjectsReplicated", invoices) == 0  # counts of every verdict stay per pair
+    assert counters.total("ObjectsReplicatedLate") == 1  # and the service-wide total is counted once
+    plain = Counters()
+    count_metrics(Change(late, Status.COMPLETED), plain)
+    assert plain.values("ReplicationLatency", invoices) == [] and plain.values("ReplicationLatency") == [2500]
+
+
+def test_digests_count_their_objects_per_rpo_class_under_a_policy():
+    overdue = {**ITEM, "status": "OVERDUE", "rpo_c": "invoices", "rpo_s": 300}
+    changes = [Change({**overdue, "pk": f"V{i}#invoices/{i}"}, Status.OVERDUE) for i in range(2)] + [
+        Change({**overdue, "pk": "V9#x", "rpo_c": "default", "rpo_s": 900}, Status.OVERDUE)
+    ]
+    [(_, body)] = digests(changes)
+    assert json.loads(body)["rpo_classes"] == {"default": 1, "invoices": 2}
+    [(_, body)] = digests([Change({**ITEM, "status": "OVERDUE"}, Status.OVERDUE)])
+    assert "rpo_classes" not in json.loads(body)  # no policy: the digest is as it was
 
 
 def test_record_id_is_stable_per_verdict_and_differs_between_verdicts():

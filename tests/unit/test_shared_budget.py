@@ -75,3 +75,36 @@ def test_s3_throttling_stops_other_instances_too(store):
     assert not second.try_acquire("bucket")
     clock.now += 31
     assert second.try_acquire("bucket")
+
+
+def test_threads_that_find_the_lease_empty_together_share_one_lease():
+    """Eight threads of one instance ask at once while its lease is empty: one lease of ten tokens serves
+    them all, taken with one write. A lease per thread would spend eight leases of the shared budget and
+    keep one, leaving the rest of the instances (and this one, a moment later) refused."""
+    import threading
+    import time
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def take_budget(self, bucket, *, now_ms, cost_ms, window_ms):
+            self.calls += 1
+            time.sleep(0.05)  # a write's round trip: the other threads arrive meanwhile
+            return True
+
+    store = SlowStore()
+    budget = SharedBudget(store, 40, clock=Clock(1_000.0))  # leases of 10 tokens
+    start = threading.Barrier(8)
+    granted = []
+
+    def ask() -> None:
+        start.wait()
+        granted.append(budget.try_acquire("bucket"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert granted == [True] * 8 and store.calls == 1

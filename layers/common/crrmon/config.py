@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from crrmon.rpo import DEFAULT_CLASS, RpoClass, classify, parse_policy
+
 VERIFY_MODES = ("size", "etag", "checksum")
 
 # Environment variable names, one place. template.yaml sets exactly these (tests check both ways).
@@ -24,6 +26,7 @@ ENV_VARS = (
     "TOPOLOGY_PARAMETER_NAME",
     "TOPOLOGY_REFRESH_SECONDS",
     "RPO_SECONDS",
+    "RPO_CLASSES",
     "EXPECTED_THROUGHPUT_MBPS",
     "GIVE_UP_SECONDS",
     "VERIFY_MODE",
@@ -56,6 +59,8 @@ class Config:
     topology_parameter_name: str = ""
     topology_refresh_seconds: int = 300
     rpo_seconds: int = 900
+    # RPO classes (crrmon.rpo), in order; a policy string is parsed. Empty: one RPO for every version.
+    rpo_classes: tuple[RpoClass, ...] | str = ()
     expected_throughput_mbps: float = 50.0
     give_up_seconds: int = 86400
     verify_mode: str = "etag"
@@ -75,12 +80,21 @@ class Config:
             raise ValueError(f"VERIFY_MODE must be one of {VERIFY_MODES}, not {self.verify_mode!r}")
         if self.rpo_seconds < 1:
             raise ValueError("RPO_SECONDS must be at least 1")
-        if self.give_up_seconds < self.rpo_seconds:
+        if isinstance(self.rpo_classes, str):
+            object.__setattr__(self, "rpo_classes", parse_policy(self.rpo_classes))
+        largest_rpo = max([self.rpo_seconds, *(c.rpo_seconds for c in self.rpo_classes)])
+        if self.give_up_seconds < largest_rpo:
             # The template cannot compare two parameters; a give-up age below the RPO means "give up
-            # at the deadline", which is what watching until the RPO and no longer does.
-            object.__setattr__(self, "give_up_seconds", self.rpo_seconds)
+            # at the deadline", which is what watching until the RPO and no longer does (the largest
+            # RPO: items are kept at least the give-up age, and none may go before its deadline).
+            object.__setattr__(self, "give_up_seconds", largest_rpo)
         if self.expected_throughput_mbps <= 0 or self.head_requests_per_second <= 0:
             raise ValueError("EXPECTED_THROUGHPUT_MBPS and HEAD_REQUESTS_PER_SECOND must be positive")
+
+    def rpo_class(self, key: str, size: int | None) -> tuple[str, int]:
+        """(class name, RPO in seconds) of a version: the first class matching it, else the default."""
+        match = classify(self.rpo_classes, key, size)
+        return (match.name, match.rpo_seconds) if match else (DEFAULT_CLASS, self.rpo_seconds)
 
     def accepts_account(self, account: str) -> bool:
         """Events may speak for this account: the stack's own or one of ALLOWED_ACCOUNTS (all, when
@@ -108,6 +122,7 @@ class Config:
             topology_parameter_name=get("TOPOLOGY_PARAMETER_NAME"),
             topology_refresh_seconds=int(get("TOPOLOGY_REFRESH_SECONDS", "300")),
             rpo_seconds=int(get("RPO_SECONDS", "900")),
+            rpo_classes=get("RPO_CLASSES"),
             expected_throughput_mbps=float(get("EXPECTED_THROUGHPUT_MBPS", "50")),
             give_up_seconds=int(get("GIVE_UP_SECONDS", "86400")),
             verify_mode=get("VERIFY_MODE", "etag"),

@@ -277,7 +277,7 @@ class Deadlines:
             # deadline (a backlog in the event path), the replica's event is likely still on its way and
             # alone tells when the replica landed: wait for it a while before deciding without it.
             heard_s = item.get("first_seen", 0) / 1000
-            wait_until = heard_s + self._recheck_s()
+            wait_until = heard_s + self._recheck_s(item)
             if heard_s > item.get("due", heard_s) and now_s < wait_until:
                 return int(wait_until)
         evidence = dict(extra or {})
@@ -303,8 +303,9 @@ class Deadlines:
             return self._late(item, "a version is not readable (HTTP 403)")
         return self._late(item, "replica not found")
 
-    def _recheck_s(self) -> int:
-        return min(900, max(5, self.config.rpo_seconds))
+    def _recheck_s(self, item: dict[str, Any]) -> int:
+        """How long until a late item is looked at again: its RPO (its class's, crrmon.rpo), 5 s to 15 min."""
+        return min(900, max(5, item.get("rpo_s") or self.config.rpo_seconds))
 
     def _late(self, item: dict[str, Any], why: str) -> int | None:
         """No replica by the deadline: OVERDUE (once), re-checked until the give-up age, then FAILED."""
@@ -316,7 +317,7 @@ class Deadlines:
             self._write(item, Verdict(Status.FAILED, reason=reason, missed_rpo=True))
             return None
         self.mark_overdue(item)
-        return int(min(now_s + self._recheck_s(), give_up_at + 1))
+        return int(min(now_s + self._recheck_s(item), give_up_at + 1))
 
     def mark_overdue(self, item: dict[str, Any]) -> None:
         if item.get("status") != Status.OVERDUE.value:

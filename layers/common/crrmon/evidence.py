@@ -153,28 +153,46 @@ class SharedBudget:
         self._held: dict[str, tuple[int, float]] = {}  # bucket -> (tokens, until)
         self._spent_until: dict[str, float] = {}  # bucket -> do not ask the table before
         self._lock = threading.Lock()
+        self._leasing: dict[str, threading.Lock] = {}  # bucket -> held while one thread takes a lease
+
+    def _from_held(self, bucket: str, now: float) -> bool | None:
+        """A token of this instance's lease (True), the budget known spent (False), or None: ask the table.
+        Called with `_lock` held."""
+        tokens, until = self._held.get(bucket, (0, 0.0))
+        if tokens >= 1 and until > now:
+            self._held[bucket] = (tokens - 1, until)
+            return True
+        if self._spent_until.get(bucket, 0.0) > now:
+            return False
+        return None
 
     def try_acquire(self, bucket: str) -> bool:
         with self._lock:
-            now = self.clock()
-            tokens, until = self._held.get(bucket, (0, 0.0))
-            if tokens >= 1 and until > now:
-                self._held[bucket] = (tokens - 1, until)
+            held = self._from_held(bucket, self.clock())
+            if held is not None:
+                return held
+            leasing = self._leasing.setdefault(bucket, threading.Lock())
+        # One lease at a time per bucket: threads that find the lease empty together wait for the one
+        # that asks the table, then share its tokens. Each asking for a lease of its own would take
+        # several at once, keep one, and spend the shared budget for nothing.
+        with leasing:
+            with self._lock:
+                now = self.clock()
+                held = self._from_held(bucket, now)
+                if held is not None:
+                    return held
+            taken = self.store.take_budget(
+                bucket,
+                now_ms=int(now * 1000),
+                cost_ms=round(self.lease / self.rate * 1000),
+                window_ms=round(self.burst / self.rate * 1000),
+            )
+            with self._lock:
+                if not taken:
+                    self._spent_until[bucket] = now + self.lease / self.rate
+                    return False
+                self._held[bucket] = (self.lease - 1, now + self.HOLD_S)
                 return True
-            if self._spent_until.get(bucket, 0.0) > now:
-                return False
-        taken = self.store.take_budget(
-            bucket,
-            now_ms=int(now * 1000),
-            cost_ms=round(self.lease / self.rate * 1000),
-            window_ms=round(self.burst / self.rate * 1000),
-        )
-        with self._lock:
-            if not taken:
-                self._spent_until[bucket] = now + self.lease / self.rate
-                return False
-            self._held[bucket] = (self.lease - 1, now + self.HOLD_S)
-            return True
 
     def back_off(self, bucket: str, seconds: float) -> None:
         """After S3 throttling: no instance HEADs the bucket for `seconds`."""

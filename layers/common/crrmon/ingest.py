@@ -305,12 +305,20 @@ class Ingest:
         timers = []
         expires_s = int(now_s) + self.config.give_up_seconds + 3600
         for dest, fields, size in writes:
-            due = deadline_s(
-                time_ms, size, rpo_seconds=self.config.rpo_seconds, throughput_mbps=self.config.expected_throughput_mbps
-            )
+            # The version's RPO class (crrmon.rpo): by its key and the size this event gives.
+            rpo_class, rpo_s = self.config.rpo_class(event.key, size)
+            due = deadline_s(time_ms, size, rpo_seconds=rpo_s, throughput_mbps=self.config.expected_throughput_mbps)
             from_source = "s_time" in fields
             created, item_due = self.store.record_observation(
-                pk, dest, now_ms=now_ms, due_s=due, expires_s=expires_s, fields=fields, due_from_source=from_source
+                pk,
+                dest,
+                now_ms=now_ms,
+                due_s=due,
+                expires_s=expires_s,
+                fields=fields,
+                due_from_source=from_source,
+                # Only under a policy: without one, items stay as they were (the default class, RpoSeconds).
+                rpo={"rpo_c": rpo_class, "rpo_s": rpo_s} if self.config.rpo_classes else None,
             )
             if created or retried:
                 timers.append(Timer(pk=pk, due_s=item_due, dests=(dest,)))

@@ -19,7 +19,7 @@ import json
 import random
 import time
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
+from crrmon.rpo import DEFAULT_CLASS
 from crrmon.store import split_pk
 
 ALERT_STATUSES = (Status.OVERDUE, Status.FAILED, Status.MISMATCH, Status.EXPIRED)
@@ -72,7 +73,14 @@ def record_id(item: dict[str, Any], status: Status) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def archive_line(change: Change, *, now_ms: int) -> dict[str, Any]:
+def rpo_class(item: dict[str, Any]) -> str:
+    """The item's RPO class (crrmon.rpo); items written without a policy are in the default class."""
+    return item.get("rpo_c") or DEFAULT_CLASS
+
+
+def archive_line(change: Change, *, now_ms: int, default_rpo_s: int | None = None) -> dict[str, Any]:
+    """The archive's JSON line for a final verdict. `default_rpo_s`: RpoSeconds, the RPO of items that
+    carry no class of their own (written without a policy)."""
     item = change.item
     version_id, key = split_pk(item["pk"])
     decided = item.get("decided_at") if change.status is not Status.EXPIRED else now_ms
@@ -91,6 +99,8 @@ def archive_line(change: Change, *, now_ms: int) -> dict[str, Any]:
         "status": change.status.value,
         "reason": item.get("reason") if change.status is not Status.EXPIRED else "removed by TTL before a verdict",
         "missed_rpo": bool(item.get("missed_rpo")) or change.status is Status.EXPIRED,
+        "rpo_class": rpo_class(item),
+        "rpo_seconds": item.get("rpo_s") or default_rpo_s,
         "verified_by": item.get("verified_by"),
         "source_time": iso(item.get("s_time")),
         "replica_time": iso(item.get("r_time")),
@@ -155,6 +165,8 @@ class Publisher:
         delivery_stream: str = "",
         sns=None,
         topic_arn: str = "",
+        default_rpo_s: int | None = None,
+        rpo_classes: bool = False,
         retry_seconds: float = RETRY_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -164,6 +176,8 @@ class Publisher:
         self.delivery_stream = delivery_stream
         self.sns = sns
         self.topic_arn = topic_arn
+        self.default_rpo_s = default_rpo_s  # RpoSeconds: archived as the RPO of items without a class
+        self.rpo_classes = rpo_classes  # a policy is configured: metrics carry the RpoClass dimension
         self.retry_seconds = retry_seconds
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
 
@@ -172,9 +186,9 @@ class Publisher:
             return
         finals = [c for c in changes if c.status.final]
         for change in changes:
-            count_metrics(change, counters)
+            count_metrics(change, counters, by_class=self.rpo_classes)
         if finals and self.delivery_stream:
-            self.archive([archive_line(c, now_ms=now_ms) for c in finals], counters)
+            self.archive([archive_line(c, now_ms=now_ms, default_rpo_s=self.default_rpo_s) for c in finals], counters)
         if self.topic_arn:
             for subject, message in digests(changes):
                 self.sns.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
@@ -234,19 +248,23 @@ class Publisher:
             attempt += 1
 
 
-def count_metrics(change: Change, counters: Counters) -> None:
+def count_metrics(change: Change, counters: Counters, *, by_class: bool = False) -> None:
+    """The change's metrics, per pair; `by_class` (a policy is configured): latency and lateness also
+    per RPO class (a bounded set of names, crrmon.rpo; not per pair and class, which would multiply
+    the metrics)."""
     item = change.item
     dims = pair_dimensions(item.get("src"), item["dest"])
+    classes = (("RpoClass", rpo_class(item)),) if by_class else ()
     status = change.status
     if status is Status.COMPLETED:
         counters.add("ObjectsReplicated", 1, dims)
         counters.add("BytesReplicated", item.get("s_size") or item.get("r_size") or 0, dims)
         if item.get("latency_ms") is not None:
-            counters.add("ReplicationLatency", item["latency_ms"], dims)
+            counters.add("ReplicationLatency", item["latency_ms"], dims, classes)
         if item.get("missed_rpo"):
-            counters.add("ObjectsReplicatedLate", 1, dims)
+            counters.add("ObjectsReplicatedLate", 1, dims, classes)
     elif status is Status.OVERDUE:
-        counters.add("ObjectsOverdue", 1, dims)
+        counters.add("ObjectsOverdue", 1, dims, classes)
     elif status is Status.FAILED:
         counters.add("ObjectsFailed", 1, dims, (*dims, ("Reason", (item.get("reason") or "unknown")[:64])))
     elif status is Status.MISMATCH:
@@ -282,5 +300,7 @@ def digests(changes: list[Change]) -> list[tuple[str, str]]:
             "count": len(members),
             "samples": samples,
         }
+        if any("rpo_c" in change.item for change in members):  # under a policy: how many of each RPO class
+            body["rpo_classes"] = dict(sorted(Counter(rpo_class(change.item) for change in members).items()))
         out.append((subject, json.dumps(body, ensure_ascii=False, indent=1)))
     return out

@@ -141,6 +141,8 @@ def publisher() -> Publisher:
         delivery_stream=cfg.delivery_stream_name,
         sns=client("sns") if cfg.alert_topic_arn else None,
         topic_arn=cfg.alert_topic_arn,
+        default_rpo_s=cfg.rpo_seconds,
+        rpo_classes=bool(cfg.rpo_classes),
         clock=now,
         sleep=sleep,
     )

@@ -164,19 +164,23 @@ class Store:
         expires_s: int,
         fields: Mapping[str, Any],
         due_from_source: bool = False,
+        rpo: Mapping[str, Any] | None = None,
     ) -> tuple[bool, int]:
         """Merge one observation into the item; each attribute keeps the first value seen.
 
         The deadline is the first one set, except that a source observation (`due_from_source`) sets
         it from the source version's own time: a replica's event seen first only bounds it from above.
+        `rpo` (the RPO class the deadline was computed with: `rpo_c`, `rpo_s`) follows the same rule as
+        the deadline, so the two always agree.
         Returns (whether this write created the item, the item's deadline).
         """
         update = _Update()
         update.set_if_absent("first_seen", now_ms)
-        if due_from_source:
-            update.set("due", due_s)
-        else:
-            update.set_if_absent("due", due_s)
+        for attribute, v in {"due": due_s, **(rpo or {})}.items():
+            if due_from_source:
+                update.set(attribute, v)
+            else:
+                update.set_if_absent(attribute, v)
         update.set_if_absent("expires_at", expires_s)
         for attribute, v in fields.items():
             update.set_if_absent(attribute, v)
