@@ -25,7 +25,7 @@ from crrmon.verify import NEEDS_HEAD, decide
 
 logger = Logger(child=True)
 
-Write = Callable[[], Any]  # a verdict write, made later (the batch's writes overlap)
+Write = partial  # a verdict write (Store.write_verdict with the item's pk and dest first), made later
 
 
 def status_change(old: dict[str, Any] | None, new: dict[str, Any]) -> Change | None:
@@ -60,8 +60,13 @@ class Matcher:
                 logger.warning("stream record failed; it will be retried", extra={"error": repr(error)})
                 self.counters.add("MatcherErrors")
                 break
-        written = run_all(self._write_safely, [write for _, _, write in plans])
-        failed_at = min([failed_at, *(i for i, ok in enumerate(written) if not ok)])
+        # Writes to one item stay in the stream's order, on one thread; different items overlap.
+        items: dict[tuple, list[tuple[int, Write]]] = {}
+        for index, (_, _, write) in enumerate(plans):
+            if write is not None:
+                items.setdefault(write.args[:2], []).append((index, write))
+        failed = run_all(self._write_in_order, list(items.values()))
+        failed_at = min([failed_at, *(index for index in failed if index is not None)])
         changes = [change for change, _, _ in plans[:failed_at] if change]
         head_timers = [timer for _, timer, _ in plans[:failed_at] if timer]
         failure = records[failed_at]["dynamodb"]["SequenceNumber"] if failed_at < len(records) else None
@@ -83,16 +88,16 @@ class Matcher:
             write()
         return change, timer
 
-    def _write_safely(self, write: Write | None) -> bool:
-        if write is None:
-            return True
-        try:
-            write()
-        except Exception as error:
-            logger.warning("verdict write failed; the record will be retried", extra={"error": repr(error)})
-            self.counters.add("MatcherErrors")
-            return False
-        return True
+    def _write_in_order(self, writes: list[tuple[int, Write]]) -> int | None:
+        """One item's verdict writes, in order. The index of the record whose write failed, or None."""
+        for index, write in writes:
+            try:
+                write()
+            except Exception as error:
+                logger.warning("verdict write failed; the record will be retried", extra={"error": repr(error)})
+                self.counters.add("MatcherErrors")
+                return index
+        return None
 
     def plan(self, record: dict[str, Any]) -> tuple[Change | None, Timer | None, Write | None]:
         """What one stream record asks for: the change to publish, a timer, the verdict write (not made)."""

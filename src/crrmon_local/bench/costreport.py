@@ -405,13 +405,18 @@ def section(
         )
     w(f"| all of them ({together.memory_mb} MB) | " + " | ".join(all_cells) + " |")
     w("")
+    ingest_lever = (
+        "Ingest batch 100: a batch takes up to 100 events within its 1 s window (receives still bring at most "
+        f"10, deletes take 10 a call); a full batch's UpdateItems go out {ingest_workers} at a time, so its "
+        "duration grows. "
+        if bi.batch_size < 100
+        else ""
+    )
     w(
-        "How each lever is costed. Ingest batch 100: a batch takes up to 100 events within its 1 s window "
-        "(receives still bring at most 10, deletes take 10 a call); a full batch's UpdateItems go out "
-        f"{ingest_workers} at a time, so its duration grows. Packed timers: the deadline timers of one ingest "
+        f"How each lever is costed. {ingest_lever}Packed timers: the deadline timers of one ingest "
         "batch's first sightings go out as one message (up to 10 objects), so the TimerQueue's receives, "
-        "deletes and sweeper invocations fall with the packing; each timer is still checked with its own "
-        "Query. Provisioned capacity: a write (read) unit a second for an hour costs the unit-hour price, "
+        "deletes and sweeper invocations fall with the packing; the sweeper still reads each version's "
+        "items. Provisioned capacity: a write (read) unit a second for an hour costs the unit-hour price, "
         "with auto scaling keeping use at 70% of what is provisioned; not costed: the minimum capacity at "
         "low rates, and that auto scaling follows a burst only after minutes, throttling meanwhile. "
         "SystemLogLevel WARN: needs `LoggingConfig: {LogFormat: JSON}`; Lambda then leaves out its "
