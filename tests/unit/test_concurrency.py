@@ -41,3 +41,11 @@ def test_work_that_itself_runs_work_on_the_pool_finishes_every_thread_busy():
 def test_no_tasks_no_pool():
     assert concurrency.run_all(lambda n: n, []) == []
     assert concurrency._pool is None
+
+
+def test_a_forked_process_makes_a_pool_of_its_own(monkeypatch):
+    concurrency.run_all(lambda n: n, [1, 2])
+    inherited = concurrency._pool
+    monkeypatch.setattr(concurrency.os, "getpid", lambda: -1)  # as in a child forked after the pool was made
+    assert concurrency.run_all(lambda n: n * 2, [1, 2, 3]) == [2, 4, 6]
+    assert concurrency._pool is not inherited

@@ -16,7 +16,6 @@ import boto3
 import pytest
 from moto.sqs import models as moto_sqs
 
-from crrmon import concurrency
 from crrmon.config import Config
 from crrmon.events import parse_body
 from crrmon.evidence import Refused, VersionFacts
@@ -112,13 +111,6 @@ class Env:
                 QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
             )
         return answer.get("Messages", [])
-
-
-@pytest.fixture(autouse=True)
-def fresh_pool(monkeypatch):
-    """Each test its own thread pool: `make mutate` runs tests in processes forked after a pool was made,
-    and a forked process has none of the pool's threads."""
-    monkeypatch.setattr(concurrency, "_pool", None)
 
 
 @pytest.fixture

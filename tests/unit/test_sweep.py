@@ -16,7 +16,6 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.stub import Stubber
 from moto.sqs import models as moto_sqs
 
-from crrmon import concurrency
 from crrmon.config import Config
 from crrmon.evidence import Evidence, RateLimiter
 from crrmon.metrics import Counters
@@ -72,13 +71,6 @@ class Env:
         with mock.patch.object(moto_sqs, "unix_time_millis", lambda: later):
             answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
         return sorted((json.loads(m["Body"]) for m in answer.get("Messages", [])), key=lambda t: t["pk"])
-
-
-@pytest.fixture(autouse=True)
-def fresh_pool(monkeypatch):
-    """Each test its own thread pool: `make mutate` runs tests in processes forked after a pool was made,
-    and a forked process has none of the pool's threads."""
-    monkeypatch.setattr(concurrency, "_pool", None)
 
 
 @pytest.fixture

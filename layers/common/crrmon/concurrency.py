@@ -5,6 +5,7 @@ A batch's requests are mostly waiting for AWS: ten of them on threads take about
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from typing import Any
 MAX_WORKERS = 10
 THREAD_PREFIX = "crrmon-pool"
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0  # the process that made the pool: a forked child has none of its threads
 
 
 def run_all(work: Callable[[Any], Any], tasks: list) -> list:
@@ -22,13 +24,13 @@ def run_all(work: Callable[[Any], Any], tasks: list) -> list:
     rules on its first request, and ten threads making that first request together would each load
     them (a peak of ~150 MB instead of ~90 MB).
     """
-    global _pool
+    global _pool, _pool_pid
     if not tasks:
         return []
     if threading.current_thread().name.startswith(THREAD_PREFIX):
         return [work(task) for task in tasks]  # on a pool thread already: waiting on the pool could deadlock
-    if _pool is None:
+    if _pool is None or _pool_pid != os.getpid():
         first = [work(tasks[0])]
-        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=THREAD_PREFIX)
+        _pool, _pool_pid = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=THREAD_PREFIX), os.getpid()
         return first + list(_pool.map(work, tasks[1:]))
     return list(_pool.map(work, tasks))

@@ -94,7 +94,7 @@ class Matcher:
             try:
                 write()
             except Exception as error:
-                logger.warning("verdict write failed; the record will be retried", extra={"error": repr(error)})
+                logger.warning("stream record failed; it will be retried", extra={"error": repr(error)})
                 self.counters.add("MatcherErrors")
                 return index
         return None
