@@ -140,6 +140,12 @@ def test_progress_removes_an_attribute_while_it_sets_another(store):
     assert store.get(CANARY_PK, "src") == {"pk": CANARY_PK, "dest": "src", "last": 2}
 
 
+def test_progress_that_only_removes_attributes_is_written(store):
+    store.save_progress(RECONCILE_PK, "src", {"token": "t1", "listed": 10})
+    store.save_progress(RECONCILE_PK, "src", {"token": None})
+    assert store.get(RECONCILE_PK, "src") == {"pk": RECONCILE_PK, "dest": "src", "listed": 10}
+
+
 # ---- reads and keys ----------------------------------------------------------------------------------------------
 
 

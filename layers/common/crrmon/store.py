@@ -147,9 +147,10 @@ class Store:
             "Key": {"pk": {"S": pk}, "dest": {"S": dest}},
             "UpdateExpression": update.expression(),
             "ExpressionAttributeNames": update.names,
-            "ExpressionAttributeValues": update.values,
             "ReturnValues": returns,
         }
+        if update.values:  # DynamoDB refuses an empty map (an update that only removes attributes)
+            kwargs["ExpressionAttributeValues"] = update.values
         if condition:
             kwargs["ConditionExpression"] = condition
         return self.dynamodb.update_item(**kwargs)
