@@ -16,13 +16,18 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 @pytest.fixture
-def ddb(monkeypatch):
+def fake_credentials(monkeypatch):
+    """Credentials and a region for moto: boto3 never looks further (no profile, no instance metadata)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "t",
         "AWS_SECRET_ACCESS_KEY": "t",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def ddb(fake_credentials):
     template = load_template(TEMPLATE)
     resolver = Resolver(template, {"SourceBuckets": "b"}, stack_name="t", region="us-east-1", account="123456789012")
     properties = template["Resources"]["ReplicationTable"]["Properties"]

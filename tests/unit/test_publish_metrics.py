@@ -145,9 +145,7 @@ def test_a_long_subject_is_cut_to_what_sns_takes():
     assert subject == f"CRR Monitor: 1 OVERDUE {'s' * 63} -> {'d' * 63}"[:100] and len(subject) == 100
 
 
-def test_the_publisher_sends_each_digest_to_the_topic(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
-        monkeypatch.setenv(name, value)
+def test_the_publisher_sends_each_digest_to_the_topic(fake_credentials):
     with mock_aws():
         sns = boto3.client("sns", region_name="us-east-1")
         topic = sns.create_topic(Name="alerts")["TopicArn"]

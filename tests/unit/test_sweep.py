@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from unittest import mock
 
 import boto3
@@ -60,6 +61,10 @@ class Env:
             counters=self.counters,
             clock=lambda: NOW,
         )
+
+    def sweeper_with(self, **changes) -> Sweeper:
+        """Another sweeper instance (its own lease holder) like this one but for `changes`."""
+        return dataclasses.replace(self.sweeper, holder=uuid.uuid4().hex, **changes)
 
     def seed(self, pk: str, dest: str, *, due: int, **fields) -> None:
         self.store.record_observation(
@@ -286,16 +291,7 @@ def test_a_refused_head_is_counted_by_its_bucket(ddb):
     stub = Stubber(s3)  # moto answers every caller: S3's 403 is played by botocore's Stubber
     for _ in range(2):
         stub.add_client_error("head_object", service_error_code="AccessDenied", http_status_code=403)
-    sweeper = Sweeper(
-        config=env.config,
-        store=env.store,
-        evidence=Evidence(s3, RateLimiter(10, burst=10, clock=lambda: 0.0)),
-        topology=env.sweeper.topology,
-        publisher=Publisher(),
-        sqs=env.sqs,
-        counters=env.counters,
-        clock=lambda: NOW,
-    )
+    sweeper = env.sweeper_with(evidence=Evidence(s3, RateLimiter(10, burst=10, clock=lambda: 0.0)))
     env.seed("v1#k", DST, due=int(NOW) - 1, **SOURCE_ONLY)
     with stub:
         sweeper.handle_timers([message(Timer("v1#k", int(NOW), dests=(DST,)))])
@@ -309,16 +305,7 @@ def test_the_schedule_runs_once_a_minute_under_its_lease(env):
     env.store.mark_overdue("v1#k", DST, pair="src>dst", now_ms=1)
     assert env.sweeper.scheduled() == {"oldest_overdue_age": {"src>dst": 100, "src>dst2": 0}}
     assert env.counters.values("OldestOverdueAge", (("SourceBucket", SRC), ("DestinationBucket", DST))) == [100]
-    other = Sweeper(
-        config=env.config,
-        store=env.store,
-        evidence=env.sweeper.evidence,
-        topology=env.sweeper.topology,
-        publisher=Publisher(),
-        sqs=env.sqs,
-        counters=Counters(),
-        clock=lambda: NOW,
-    )
+    other = env.sweeper_with(counters=Counters())
     assert other.scheduled() == {"skipped": "another run holds the lease"}
     assert env.store.get(LEASE_PK, "sweeper-schedule")["holder"] == env.sweeper.holder
 
@@ -326,16 +313,7 @@ def test_the_schedule_runs_once_a_minute_under_its_lease(env):
 def test_the_schedule_writes_canaries_through_the_sweepers_s3_client(env):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
-    sweeper = Sweeper(
-        config=dataclasses.replace(env.config, canary_interval_minutes=1),
-        store=env.store,
-        evidence=env.sweeper.evidence,
-        topology=env.sweeper.topology,
-        publisher=Publisher(),
-        sqs=env.sqs,
-        counters=Counters(),
-        clock=lambda: NOW,
-    )
+    sweeper = env.sweeper_with(config=dataclasses.replace(env.config, canary_interval_minutes=1), counters=Counters())
     assert "canaries" in sweeper.scheduled()
     (version,) = s3.list_object_versions(Bucket=SRC, Prefix=CANARY_KEY)["Versions"]
     assert env.store.get(CANARY_PK, SRC)["versions"] == [f"{int(NOW)}:{version['VersionId']}"]

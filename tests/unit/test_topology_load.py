@@ -16,13 +16,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/replication"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(fake_credentials):
     with mock_aws():
         yield boto3.client("s3", region_name="us-east-1"), boto3.client("ssm", region_name="us-east-1")
 

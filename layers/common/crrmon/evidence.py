@@ -149,6 +149,8 @@ class SharedBudget:
         self.rate = rate_per_s
         self.burst = burst if burst is not None else max(1.0, rate_per_s)
         self.lease = max(1, min(int(self.burst), round(rate_per_s / 4)))  # about four leases a second at full rate
+        self._lease_ms = round(self.lease / self.rate * 1000)  # what a lease costs of the shared budget
+        self._window_ms = round(self.burst / self.rate * 1000)  # how far ahead the budget may be spent
         self.clock = clock
         self._held: dict[str, tuple[int, float]] = {}  # bucket -> (tokens, until)
         self._spent_until: dict[str, float] = {}  # bucket -> do not ask the table before
@@ -182,10 +184,7 @@ class SharedBudget:
                 if held is not None:
                     return held
             taken = self.store.take_budget(
-                bucket,
-                now_ms=int(now * 1000),
-                cost_ms=round(self.lease / self.rate * 1000),
-                window_ms=round(self.burst / self.rate * 1000),
+                bucket, now_ms=int(now * 1000), cost_ms=self._lease_ms, window_ms=self._window_ms
             )
             with self._lock:
                 if not taken:
@@ -200,9 +199,7 @@ class SharedBudget:
         with self._lock:
             self._held.pop(bucket, None)
             self._spent_until[bucket] = now + seconds
-        self.store.hold_budget(
-            bucket, until_ms=int((now + seconds) * 1000), window_ms=round(self.burst / self.rate * 1000)
-        )
+        self.store.hold_budget(bucket, until_ms=int((now + seconds) * 1000), window_ms=self._window_ms)
 
 
 class Evidence:

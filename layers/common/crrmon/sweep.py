@@ -128,12 +128,13 @@ class Sweeper:
         next_checks: list[int] = []
         pending: list[str] = []
         attempt = timer.attempt
+        siblings = items if siblings is None else siblings
         for item in items:
             status = item.get("status")
             if status and Status(status).final:
                 continue
             try:
-                next_check = self.deadlines.check_item(item, siblings if siblings is not None else items)
+                next_check = self.deadlines.check_item(item, siblings)
             except Throttled:
                 self.counters.add("HeadsPutOff", 1, pair_dimensions(item.get("src"), item["dest"]))
                 if item.get("due", 0) <= self.clock():  # a check asked for before the deadline is not late
