@@ -98,7 +98,7 @@ class Deadlines:
         version_id, key = split_pk(item["pk"])
         dest = item["dest"]
         if not has_source(item):
-            return self._resolve_source(item)
+            return self._resolve_source(item, source)
         if item.get("s_dm"):
             replica = self._head(dest, key, version_id)
             if replica is None:
@@ -176,8 +176,9 @@ class Deadlines:
             self.counters.add("ChecksumModeRefused", 1, (("Bucket", bucket),))
         return facts
 
-    def _resolve_source(self, item: dict[str, Any]) -> int | None:
+    def _resolve_source(self, item: dict[str, Any], asked: VersionFacts | None = _UNASKED) -> int | None:
         """A replica (or S3 failure report) whose source event never arrived: find the source version.
+        `asked`: the HEAD of the item's own source made already (to confirm a failure report).
 
         Only replication makes a destination version whose ID a source version has, and only such a
         version answers `x-amz-replication-status: REPLICA` (or, with replica modification sync, the
@@ -190,7 +191,8 @@ class Deadlines:
         candidates = [item["src"]] if item.get("src") else list(topology.sources_of(item["dest"]))
         refused = False
         for source_bucket in candidates:
-            facts = self._head(source_bucket, key, version_id)
+            facts = self._head(source_bucket, key, version_id) if asked is _UNASKED else asked
+            asked = _UNASKED
             if facts is None:
                 refused = True
             elif facts.exists:
