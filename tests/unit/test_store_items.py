@@ -231,3 +231,21 @@ def test_the_pause_before_each_retry_doubles(monkeypatch):
     with pytest.raises(RuntimeError):
         Store(Throttled(), "t", sleep=pauses.append).existing([(PK, DEST)])
     assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
+
+
+def test_late_and_failed_items_are_indexed_under_the_shard_of_their_own_key(store):
+    dest = "dst2"  # DEST's shard happens to be the one a key without its destination gives
+    assert shard_of(PK, dest) != shard_of(PK, None)
+    store.record_observation(PK, dest, now_ms=1_000, due_s=7, expires_s=9_999, fields={})
+    store.mark_overdue(PK, dest, pair=PAIR, now_ms=NOW_MS)
+    assert store.get(PK, dest)["ovd_pair"] == key_value(PAIR, PK, dest)
+    store.write_verdict(PK, dest, Verdict(Status.FAILED, reason="x"), pair=PAIR, now_ms=NOW_MS, retention_s=60)
+    assert store.get(PK, dest)["fail_pair"] == key_value(PAIR, PK, dest)
+
+
+def test_the_items_of_given_keys_are_read_together_and_missing_ones_left_out(store):
+    observe(store, s_size=5)
+    store.record_observation(PK, "dst2", now_ms=1_000, due_s=7, expires_s=9_999, fields={})
+    items = store.items_for([(PK, DEST), (PK, "dst2"), ("v9#gone", DEST)])
+    assert sorted((i["dest"], i["due"]) for i in items) == [(DEST, 100), ("dst2", 7)]
+    assert items[0]["pk"] == PK and store.items_for([]) == []
