@@ -115,8 +115,8 @@ def test_every_write_to_a_budget_keeps_it_a_day_after_its_last_use(store):
     assert store.take_budget("b", now_ms=11_200, cost_ms=1000, window_ms=3000)  # in use: tat 12_500
     item = store.bookkeeping(BUDGET_PK, ["b"])["b"]
     assert (item["tat"], item["expires_at"]) == (12_500, 11 + 86_400)
-    store.hold_budget("b", until_ms=30_500, window_ms=5000)
-    assert store.bookkeeping(BUDGET_PK, ["b"])["b"]["expires_at"] == 30 + 86_400
+    store.hold_budget("b", until_ms=3_000_500, window_ms=5000)
+    assert store.bookkeeping(BUDGET_PK, ["b"])["b"]["expires_at"] == 3_000 + 86_400
 
 
 def test_a_hold_extends_a_budget_in_use_to_a_window_past_its_end(store):

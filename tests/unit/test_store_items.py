@@ -146,6 +146,13 @@ def test_existing_reads_keys_only_and_eventually_consistent():
     ]
 
 
+def test_the_items_of_timers_are_read_eventually_consistent_and_whole():
+    table = RecordingTable()
+    assert Store(table, "t").items_for([(PK, DEST)]) == []
+    ((_, request),) = table.calls
+    assert request == {"t": {"Keys": [{"pk": {"S": PK}, "dest": {"S": DEST}}], "ConsistentRead": False}}
+
+
 def test_bookkeeping_reads_are_consistent_and_whole():
     table = RecordingTable()
     assert Store(table, "t").bookkeeping("__heartbeat__", ["b1"]) == {}
