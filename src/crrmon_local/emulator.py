@@ -14,6 +14,7 @@ import heapq
 import json
 import pickle
 import random
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,9 @@ _installed = False
 # What real S3 answers to a HEAD and moto does not (each from the HeadObject API reference):
 # - 404 for a missing version only to a caller with s3:ListBucket on the bucket; 403 to others.
 # - 400 to a HEAD of an SSE-C object made without the customer key (the version exists).
+# - 400 to a HEAD with a version ID S3 never issues (malformed; a well-formed unknown one is 404). A HEAD
+#   answer has no body, so these two 400s look alike; a GET tells them apart by its error code:
+#   InvalidArgument ("Invalid version id specified") or InvalidRequest (an SSE-C object without its key).
 # - 403 to a HEAD with checksum mode of an object encrypted with a KMS key the caller may not
 #   use for kms:Decrypt (S3 stores a checksum on every new object since December 2024).
 # - 403 to a caller of another account than the bucket's, unless the bucket's policy lets it read.
@@ -62,6 +66,39 @@ def grant_read(bucket: str, account_id: str) -> None:
 def owner_of(bucket: str) -> str | None:
     entry = s3_backends.bucket_accounts.get(bucket)
     return entry[1] if entry else None
+
+
+_ISSUED_VERSION_ID = re.compile(r"null|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def issued_version_id(version_id: str | None) -> bool:
+    """Whether `version_id` has the form of the version IDs this S3 issues (moto's: UUIDs; "null" for an
+    object written while versioning was off). Real S3's have a form of their own, and it refuses others."""
+    return version_id is None or _ISSUED_VERSION_ID.fullmatch(version_id) is not None
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict, str]:
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    return status, {"content-type": "application/xml"}, body
+
+
+def get_refusal(bucket: str, key_name: str, version_id: str | None, *, customer_key: bool):
+    """The error real S3 answers instead of moto's for this GET, or None (moto's answer stands)."""
+    if not issued_version_id(version_id):
+        return _error(400, "InvalidArgument", "Invalid version id specified")
+    owner = owner_of(bucket)
+    try:
+        key = s3_backends[owner]["aws"].get_object(bucket, key_name, version_id=version_id) if owner else None
+    except Exception:
+        key = None
+    if getattr(key, "sse_c", False) and not customer_key:
+        return _error(
+            400,
+            "InvalidRequest",
+            "The object was stored using a form of Server Side Encryption. "
+            "The correct parameters must be provided to retrieve the object.",
+        )
+    return None
 
 
 def head_refusal(caller: str, bucket: str, key, *, checksum_mode: bool, customer_key: bool) -> int | None:
@@ -134,8 +171,8 @@ _silence_lock = threading.Lock()
 
 
 def install() -> None:
-    """Teach moto's HEAD/GET answers the `x-amz-replication-status` header, and its HEAD the answers
-    real S3 gives (refusals above) (idempotent)."""
+    """Teach moto's HEAD/GET answers the `x-amz-replication-status` header, and its HEAD and GET the
+    errors real S3 gives (above) (idempotent)."""
     global _installed
     with _install_lock:
         if _installed:
@@ -157,6 +194,8 @@ def install() -> None:
 
         def head_object(self, bucket_name, query, key_name, headers):
             version_id = query.get("versionId", [None])[0]
+            if not issued_version_id(version_id):
+                return 400, {}, ""
             caller = self.get_current_account()
             owner = owner_of(bucket_name) or caller
             try:
@@ -178,6 +217,18 @@ def install() -> None:
             return plain_head(self, bucket_name, query, key_name, headers)
 
         S3Response.head_object = head_object
+        plain_get = S3Response.get_object
+
+        def get_object(self):
+            refusal = get_refusal(
+                self.bucket_name,
+                self.parse_key_name(),
+                self.querystring.get("versionId", [None])[0],
+                customer_key=bool(self.headers.get("x-amz-server-side-encryption-customer-algorithm")),
+            )
+            return refusal or plain_get(self)
+
+        S3Response.get_object = get_object
         _installed = True
 
 

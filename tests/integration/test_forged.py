@@ -181,6 +181,22 @@ def test_replica_claim_from_another_account_is_confirmed_by_a_head(world):
     assert world.lines_for(key) == []  # no COMPLETED was ever archived
 
 
+def test_replica_claim_from_another_account_for_a_version_id_s3_never_issues_is_no_replica(world):
+    """S3 answers a HEAD of a malformed version ID with 400 and no body, as it answers a HEAD of an SSE-C
+    object without its key: a claim must not pass for an SSE-C version that exists."""
+    key = "forged/malformed-version"
+    obj = world.put(XSRC, key)
+    forged = {**obj, "version_id": "not-a-version-s3-issues"}
+    world.send(world.created_event(XDST, key, forged, account=OTHER))
+    world.run()
+    world.advance(RPO + 1)
+    (line,) = world.lines_for(key)
+    assert (line["status"], line["reason"]) == (
+        "NOT_IN_SCOPE",
+        "no source holds this version and it is gone from the destination",
+    )
+
+
 def test_real_replica_from_another_account_completes_after_its_head(world):
     key = "forged/real-backup"
     obj = world.put(XSRC, key)

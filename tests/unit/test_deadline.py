@@ -600,6 +600,22 @@ def test_an_observation_from_another_account_confirmed_by_s3_is_decided(env):
     assert env.verdict() == ("COMPLETED", None, "size", False)
 
 
+def test_a_claim_from_another_account_is_not_taken_on_its_word_where_s3_refuses(env):
+    env.heads.answers[SRC] = facts("COMPLETED")
+    env.heads.answers[DST] = Refused(DST, "403")
+    assert_overdue(env, env.check(env.seed(**SOURCE, r_size=5, r_time=2_000, xacct=True)))
+    assert env.heads.asked == [SRC, DST]
+
+
+@pytest.mark.parametrize("replica, status", [(MISSING, "OVERDUE"), (facts("REPLICA"), "COMPLETED")])
+def test_a_replica_claimed_from_another_account_without_its_source_event_is_confirmed(env, replica, status):
+    env.heads.answers[SRC] = facts("COMPLETED")
+    env.heads.answers[DST] = replica
+    env.check(env.seed(src=SRC, **REPLICA_ONLY, xacct=True))
+    assert env.item()["status"] == status
+    assert env.heads.asked == [SRC, DST]
+
+
 def test_encryption_is_what_head_says_not_what_an_event_said(ddb):
     env = Env(ddb, verify_mode="etag")
     head = {"exists": True, "size": 5, "encryption": "AES256"}

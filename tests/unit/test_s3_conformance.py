@@ -3,11 +3,13 @@ Stubber), ETag and checksum comparability, and what replication rules make the m
 
 from __future__ import annotations
 
+from unittest import mock
+
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crrmon.evidence import Refused, Throttled, head_version
+from crrmon.evidence import Refused, Throttled, VersionFacts, head_version
 from crrmon.model import Status
 from crrmon.topology import Topology, rules_from_configuration
 from crrmon.verify import NEEDS_HEAD, decide
@@ -44,11 +46,48 @@ def answer(s3, response: dict, expected: dict = EXPECTED) -> None:
 # ---- HEAD answers ----------------------------------------------------------------------------------
 
 
+def ranged_get_fails(s3, code: str, status: int = 400) -> None:
+    """The one-byte GET that tells a HEAD's 400s apart, answered with S3's error code."""
+    s3.stubber.add_client_error(
+        "get_object",
+        service_error_code=code,
+        http_status_code=status,
+        expected_params={**EXPECTED, "Range": "bytes=0-0"},
+    )
+
+
 def test_head_400_is_an_sse_c_version_that_exists(s3):
     refuse(s3, 400)
+    ranged_get_fails(s3, "InvalidRequest")  # "...stored using a form of Server Side Encryption..."
     facts = head_version(s3, BUCKET, KEY, VERSION)
     assert (facts.exists, facts.readable, facts.encryption, facts.size) == (True, False, "SSE-C", None)
     assert facts.as_fields("s") == {"s_enc": "SSE-C"}
+
+
+def test_head_400_for_a_version_id_s3_never_issues_is_no_such_version(s3):
+    refuse(s3, 400)
+    ranged_get_fails(s3, "InvalidArgument")  # "Invalid version id specified"
+    assert head_version(s3, BUCKET, KEY, VERSION) == VersionFacts(exists=False)
+
+
+def test_the_get_after_a_head_400_refused_or_throttled_is_that_answer(s3):
+    refuse(s3, 400)
+    ranged_get_fails(s3, "AccessDenied", 403)
+    with pytest.raises(Refused):
+        head_version(s3, BUCKET, KEY, VERSION)
+    refuse(s3, 400)
+    ranged_get_fails(s3, "SlowDown", 503)
+    with pytest.raises(Throttled, match="throttled GET on src-bucket"):
+        head_version(s3, BUCKET, KEY, VERSION)
+
+
+def test_a_get_that_answers_after_a_head_400_says_the_version_exists(s3):
+    refuse(s3, 400)
+    body = mock.Mock()
+    s3.stubber.add_response("get_object", {"Body": body}, {**EXPECTED, "Range": "bytes=0-0"})
+    facts = head_version(s3, BUCKET, KEY, VERSION)
+    assert (facts.exists, facts.readable) == (True, False)
+    body.close.assert_called_once()
 
 
 def test_head_403_is_a_refusal_that_says_nothing_of_existence(s3):

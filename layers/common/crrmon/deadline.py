@@ -197,7 +197,9 @@ class Deadlines:
                 refused = True
             elif facts.exists:
                 extra = {"src": source_bucket, "sreg": topology.regions.get(source_bucket)}
-                return self._decide_with(item, source_facts=facts, extra=extra)
+                # A replica another account's message claimed is S3's to confirm, as on every other path.
+                replica = self._head(item["dest"], key, version_id) if item.get("xacct") else None
+                return self._decide_with(item, source_facts=facts, replica_facts=replica, extra=extra)
         if refused:
             return self._late(item, "source not readable (HTTP 403)")
         if not has_replica(item):
@@ -291,6 +293,12 @@ class Deadlines:
         if replica_facts is not None and not replica_facts.exists:
             # S3 says the replica version is not there: that beats any event's claim that it landed.
             merged = {k: v for k, v in merged.items() if not k.startswith("r_")}
+        if item.get("xacct"):
+            # Part of what is known came in a message from another account: a side S3 did not show (a
+            # refused HEAD) is not taken on a message's word.
+            for side, facts in (("s_", source_facts), ("r_", replica_facts)):
+                if facts is None:
+                    merged = {k: v for k, v in merged.items() if not k.startswith(side)}
         # What the events said wins over what HEAD says, except encryption and checksums, which only HEAD knows.
         for side, facts in (("s", source_facts), ("r", replica_facts)):
             if facts and facts.exists:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 # body, so botocore's code is the HTTP status; the named codes are GET's words for the same answers.
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "InvalidArgument"}
 DELETE_MARKER_CODES = {"405", "MethodNotAllowed"}  # the version ID names a delete marker
-SSE_C_CODES = {"400", "BadRequest"}  # an SSE-C object asked for without its key: it exists
+SSE_C_CODES = {"400", "BadRequest"}  # an SSE-C object without its key, or a malformed version ID (_bad_request)
 REFUSED_CODES = {"403", "AccessDenied", "Forbidden"}  # not readable by this caller: says nothing of existence
 THROTTLE_CODES = {"503", "SlowDown", "ServiceUnavailable", "RequestLimitExceeded", "Throttling"}
 CHECKSUM_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256")
@@ -66,6 +66,26 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _bad_request(s3, bucket: str, key: str, version_id: str) -> VersionFacts:
+    """A HEAD answered 400, with no body: an SSE-C object asked for without its key (the version exists),
+    or a version ID S3 never issues (a malformed one: no such version, whatever a message claimed). A
+    one-byte GET of the version tells them apart by its error code, InvalidArgument for the latter; no
+    data comes back from an SSE-C object without its key. One more request, for 400s only."""
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id, Range="bytes=0-0")
+    except ClientError as error:
+        code = _error_code(error)
+        if code in NOT_FOUND_CODES:
+            return VersionFacts(exists=False)
+        if code in REFUSED_CODES:
+            raise Refused(bucket, code) from error
+        if code in THROTTLE_CODES:
+            raise Throttled(f"S3 throttled GET on {bucket}") from error
+        return VersionFacts(exists=True, encryption=SSE_C, readable=False)
+    answer["Body"].close()
+    return VersionFacts(exists=True, encryption=SSE_C, readable=False)
+
+
 def head_version(s3, bucket: str, key: str, version_id: str, *, checksum: bool = False) -> VersionFacts:
     """What S3 says of one version. Checksum mode only when asked for: on an object encrypted with a KMS
     key it needs kms:Decrypt on that key, and a refusal is then retried without it."""
@@ -82,7 +102,7 @@ def head_version(s3, bucket: str, key: str, version_id: str, *, checksum: bool =
         if code in NOT_FOUND_CODES:
             return VersionFacts(exists=False)
         if code in SSE_C_CODES:
-            return VersionFacts(exists=True, encryption=SSE_C, readable=False)
+            return _bad_request(s3, bucket, key, version_id)
         if code in REFUSED_CODES:
             if checksum:
                 plain = head_version(s3, bucket, key, version_id, checksum=False)
