@@ -156,6 +156,20 @@ def test_failure_claim_followed_by_the_real_replica_completes(world):
     assert (line["status"], line["reason"]) == ("COMPLETED", None)
 
 
+def test_failure_claim_for_a_version_whose_events_were_lost_is_judged_by_s3(world):
+    """S3 replicated the version to both destinations; every event of it was lost, and a failure report
+    for DST arrives (forged, or another destination's): the source's status and the replica decide."""
+    key = "forged/failure-events-lost"
+    obj = world.put(SRC, key)
+    for dest in (DST, DST2):
+        world.replicate(SRC, key, obj, dest)
+    world.send(emulator.in_sns([failure(obj, key)], topic_arn=topic(ACCOUNT)))
+    world.run()
+    world.advance(RPO + 1)
+    line = next(line for line in world.lines_for(key) if line["destination_bucket"] == DST)
+    assert (line["status"], line["reason"]) == ("COMPLETED", None)
+
+
 def test_failure_claim_that_s3_confirms_fails_at_once(world):
     key = "forged/confirmed-failure"
     obj = fresh_event(world, key)

@@ -9,6 +9,8 @@ docs/s3-semantics.md.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -167,7 +169,7 @@ def test_a_failure_report_for_a_destination_that_has_its_replica_is_anothers(env
     assert env.check(env.seed(**SOURCE, fail="DstBucketNotFound")) is None
     assert env.verdict() == ("COMPLETED", None, "size", False)
     stored = env.item()
-    assert (stored["r_size"], stored["r_etag"], stored["r_enc"]) == (5, "e1", "none")
+    assert (stored["r_size"], stored["r_etag"], stored["r_enc"], stored["s_enc"]) == (5, "e1", "none", "none")
 
 
 def test_an_unconfirmed_failure_report_waits_for_the_deadline(env):
@@ -175,6 +177,36 @@ def test_an_unconfirmed_failure_report_waits_for_the_deadline(env):
     item = env.seed(**SOURCE, fail="forged", due=int(NOW) + 30)
     assert env.check(item) == int(NOW) + 30
     assert env.heads.asked == [SRC] and "status" not in env.item()
+
+
+def test_an_unconfirmed_failure_report_at_exactly_its_deadline_is_looked_at(env):
+    env.heads.answers[SRC] = facts("PENDING")
+    assert_overdue(env, env.check(env.seed(**SOURCE, fail="forged", due=int(NOW))))
+
+
+@pytest.mark.parametrize(
+    "source, replica, status",
+    [
+        (facts("COMPLETED"), facts("REPLICA"), "COMPLETED"),  # the report was another destination's, or forged
+        (facts("PENDING"), MISSING, "OVERDUE"),
+        (facts("COMPLETED"), MISSING, "FAILED"),  # S3 says every replica is there: this one is not
+        (facts(None), MISSING, "NOT_IN_SCOPE"),
+    ],
+)
+def test_a_failure_report_whose_source_event_was_lost_is_decided_by_the_sources_status(env, source, replica, status):
+    env.heads.answers[SRC] = source
+    env.heads.answers[DST] = replica
+    env.check(env.seed(src=SRC, fail="DstPutObjectNotPermitted"))
+    assert env.item()["status"] == status
+    assert env.heads.asked == [SRC, DST] if status != "NOT_IN_SCOPE" else [SRC]
+
+
+def test_a_failure_report_in_two_way_replication_is_judged_with_the_versions_other_sighting(env):
+    _, mirror = two_way(env, mine={"s_time": 3_000}, theirs={"s_time": 1_000})
+    env.store.record_observation(PK, DST, now_ms=0, due_s=PASSED, expires_s=int(NOW) + 99, fields={"fail": "x"})
+    env.heads.answers[SRC] = facts("PENDING")
+    env.check(env.item(), [env.item(), mirror])
+    assert env.verdict()[0] == "NOT_IN_SCOPE"  # the later sighting: a replica, not a source version
 
 
 def test_an_unconfirmed_failure_report_at_the_deadline_is_late_with_one_source_head(env):
@@ -277,6 +309,7 @@ def test_a_replication_still_under_way_with_the_replica_not_readable_is_late(env
     [
         (ClientError({"Error": {"Code": "SlowDown"}}, "HeadObject"), "SlowDown"),
         (ClientError({"Error": {}}, "HeadObject"), "error"),
+        (ClientError({}, "HeadObject"), "error"),
         (EndpointConnectionError(endpoint_url="https://dst.s3.amazonaws.com"), "EndpointConnectionError"),
     ],
 )
@@ -401,6 +434,9 @@ def test_a_source_that_refuses_leaves_the_replica_late(env):
     assert env.heads.asked == [OTHER_SRC, SRC]
     assert env.counters.total("HeadsRefused", (("Bucket", OTHER_SRC),)) == 1
     assert env.item()["ovd_pair"] == pair_index.key_value(f"unknown>{DST}", PK, DST)
+    env.now = GIVE_UP_AT
+    env.check(env.item())
+    assert env.verdict()[1] == f"gave up after {GIVE_UP}s: source not readable (HTTP 403)"
 
 
 def test_a_failure_report_whose_source_version_is_gone_is_late(env):
@@ -472,6 +508,13 @@ def test_in_a_bucket_that_is_a_source_too_a_replication_status_is_its_own(env):
     )
 
 
+def test_a_replica_in_a_bucket_that_is_a_source_too_is_a_replica(env):
+    env.topology = Topology(sources={SRC: [Rule("a", DST)], DST: [Rule("b", SRC)]}, regions={})
+    env.heads.answers[DST] = facts("REPLICA")
+    env.check(env.seed(**REPLICA_ONLY))
+    assert env.verdict() == ("COMPLETED", "source version no longer exists; replica present", "replica", False)
+
+
 def test_a_destination_version_that_is_not_readable_is_late(env):
     env.heads.answers[DST] = Refused(DST, "403")
     env.now = GIVE_UP_AT
@@ -539,6 +582,24 @@ def test_in_two_way_replication_the_original_that_needs_heads_gets_them(ddb):
     env.check(item, [mirror])
     assert env.verdict() == ("COMPLETED", None, "checksum", False)
     assert env.heads.asked == [SRC, DST]
+
+
+def test_in_two_way_replication_the_replicas_encryption_and_delete_marker_come_from_the_other_sighting(ddb):
+    env = Env(ddb, verify_mode="etag")
+    item, mirror = two_way(env, mine={"s_time": 1_000, "s_enc": "AES256"}, theirs={"s_time": 3_000, "s_enc": "AES256"})
+    env.store.record_observation(PK, SRC, now_ms=0, due_s=0, expires_s=0, fields={})
+    mirror = {**mirror, "s_etag": "other"}
+    env.check(item, [mirror])
+    assert env.verdict() == ("MISMATCH", "ETag differs (both sides store an MD5 ETag)", None, False)
+    assert (env.item()["r_enc"], env.heads.asked) == ("AES256", [])
+
+
+def test_in_two_way_replication_a_delete_marker_seen_in_both_buckets_is_replicated(env):
+    env.topology = Topology(sources={SRC: [Rule("a", DST)], DST: [Rule("b", SRC)]}, regions={})
+    item = env.seed(DST, src=SRC, two_way=True, s_dm=True, s_time=1_000)
+    mirror = env.seed(SRC, src=DST, two_way=True, s_dm=True, s_time=2_000)
+    env.check(item, [mirror])
+    assert env.verdict() == ("COMPLETED", None, "delete-marker", False)
 
 
 def test_a_sibling_that_is_not_the_mirror_is_not_taken_for_it(env):
@@ -614,6 +675,41 @@ def test_a_replica_claimed_from_another_account_without_its_source_event_is_conf
     env.check(env.seed(src=SRC, **REPLICA_ONLY, xacct=True))
     assert env.item()["status"] == status
     assert env.heads.asked == [SRC, DST]
+
+
+def test_a_claim_from_another_account_is_not_taken_on_its_word_where_s3_refuses_the_source(env):
+    env.heads.answers[SRC] = Refused(SRC, "403")
+    env.heads.answers[DST] = facts("REPLICA")
+    assert_overdue(env, env.check(env.seed(**SOURCE, r_size=5, r_time=2_000, xacct=True)))
+
+
+def test_a_failure_report_with_a_claimed_replica_is_failed_only_on_the_sources_status(env):
+    claim = {**SOURCE, "r_size": 5, "r_time": 2_000, "xacct": True, "fail": "DstPutObjectNotPermitted"}
+    env.heads.answers[SRC] = facts("PENDING")  # S3 does not say FAILED
+    assert_overdue(env, env.check(env.seed(**claim)))
+    env.store.dynamodb.delete_item(TableName="t", Key={"pk": {"S": PK}, "dest": {"S": DST}})
+    env.heads.answers[SRC] = facts("FAILED")
+    env.heads.answers[DST] = Refused(DST, "403")
+    env.check(env.seed(**claim))
+    assert env.verdict() == ("FAILED", "DstPutObjectNotPermitted", None, False)
+
+
+def test_a_claim_from_another_account_heard_of_late_with_its_replica_time_does_not_wait(env):
+    item = backlog(env, heard_after_due_s=10)
+    env.store.dynamodb.delete_item(TableName="t", Key={"pk": {"S": PK}, "dest": {"S": DST}})
+    item = env.seed(**SOURCE, r_size=5, r_time=2_000, xacct=True, due=item["due"], first_seen_ms=item["first_seen"])
+    assert env.check(item) is None
+    assert env.verdict()[0] == "COMPLETED"
+
+
+def test_the_replicas_encryption_is_what_head_says_too(ddb):
+    env = Env(ddb, verify_mode="etag")
+    head = {"exists": True, "size": 5, "encryption": "AES256"}
+    env.heads.answers[SRC] = VersionFacts(**head, replication_status="COMPLETED", etag="aaa")
+    env.heads.answers[DST] = VersionFacts(**head, replication_status="REPLICA", etag="bbb")
+    claim = {"r_size": 5, "r_time": 2_000, "r_etag": "bbb", "r_enc": "aws:kms", "xacct": True}
+    env.check(env.seed(src=SRC, s_size=5, s_time=1_000, s_etag="aaa", **claim))
+    assert env.verdict()[0:2] == ("MISMATCH", "ETag differs (both sides store an MD5 ETag)")
 
 
 def test_encryption_is_what_head_says_not_what_an_event_said(ddb):
@@ -702,5 +798,7 @@ def test_an_item_already_overdue_is_not_marked_again(env):
     item = env.seed(**SOURCE)
     env.check(item)
     env.now = NOW + 60
-    assert env.check(env.item()) == int(NOW) + 120
+    with mock.patch.object(env.store, "mark_overdue", wraps=env.store.mark_overdue) as marked:
+        assert env.check(env.item()) == int(NOW) + 120
+    marked.assert_not_called()  # no write that its condition would refuse
     assert env.item()["ovd_since"] == int(NOW * 1000)  # the first time it was found late

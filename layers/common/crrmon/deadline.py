@@ -98,7 +98,14 @@ class Deadlines:
         version_id, key = split_pk(item["pk"])
         dest = item["dest"]
         if not has_source(item):
-            return self._resolve_source(item, source)
+            if has_replica(item) or not item.get("src"):
+                return self._resolve_source(item, source)
+            # Only S3's failure report is here (its source event was lost): the source's own HEAD decides,
+            # as for any source version; the report alone never makes a FAILED.
+            if source is _UNASKED:
+                source = self._head(item["src"], key, version_id)
+            if source is None or not source.exists:
+                return self._resolve_source(item, source)
         if item.get("s_dm"):
             replica = self._head(dest, key, version_id)
             if replica is None:
@@ -290,6 +297,9 @@ class Deadlines:
         if replica_facts and replica_facts.exists:
             evidence.update({k: v for k, v in replica_facts.as_fields("r").items() if k not in item})
         merged = {**item, **evidence, "headed": True}
+        if not (source_facts and source_facts.replication_status == "FAILED"):
+            # A failure report is a message; S3's word that replication failed is the source's own status.
+            merged.pop("fail", None)
         if replica_facts is not None and not replica_facts.exists:
             # S3 says the replica version is not there: that beats any event's claim that it landed.
             merged = {k: v for k, v in merged.items() if not k.startswith("r_")}
