@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 # intake goes on): still under it, with room for the hash's unevenness (about +-6% per second at that
 # rate) and keys long enough to cost two units. DynamoDB's split for heat cannot help one value: the
 # range keys (first_seen, decided_at) grow with time. Readers pay one Query per shard: the sweeper's
-# gauge makes 33 Limit=1 Queries per pair a minute. The count may grow, never shrink while items are
-# indexed: readers ask shards 0..SHARDS-1 only.
+# oldest-overdue gauge makes 33 Limit=1 Queries per pair a minute, its backlog gauge 33 COUNT Queries
+# per age band it counts (none for a pair with nothing overdue). The count may grow, never shrink while
+# items are indexed: readers ask shards 0..SHARDS-1 only.
 SHARDS = 32
 QUERY_THREADS = 8  # concurrent shard Queries; botocore's client keeps 10 connections per host
 _T = TypeVar("_T")
