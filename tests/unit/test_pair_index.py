@@ -99,3 +99,49 @@ def test_the_key_values_of_a_pair_are_its_shards_then_the_bare_pair():
     values = pair_index.key_values(PAIR)
     assert values[:SHARDS] == [f"{PAIR}#{n}" for n in range(SHARDS)] and values[SHARDS:] == [PAIR]
     assert {pair_of(v) for v in values} == {PAIR}
+
+
+class Recording:
+    """The moto client, with every Query's request kept."""
+
+    def __init__(self, ddb):
+        self.ddb, self.requests = ddb, []
+
+    def query(self, **request):
+        self.requests.append(request)
+        return self.ddb.query(**request)
+
+
+def tally(ddb, **kwargs) -> pair_index.Tally:
+    return pair_index.tally(ddb, table="t", index="Overdue", keys=OVERDUE, pair=PAIR, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(1_000, 4_000), (1_000, 1_000), (None, 2_000), (5_000, None), (1, 999), (None, None)]
+)
+def test_a_tally_counts_the_items_whose_range_attribute_is_within_the_bounds(indexed, low, high):
+    recording = Recording(indexed)
+    expected = [r for r in read(indexed) if (low is None or low <= seen(r)) and (high is None or seen(r) <= high)]
+    assert tally(recording, low=low, high=high) == pair_index.Tally(len(expected), complete=True)
+    # COUNT on every key value of the pair: no item comes back.
+    assert sorted(r["ExpressionAttributeValues"][":p"]["S"] for r in recording.requests) == sorted(
+        pair_index.key_values(PAIR)
+    )
+    assert all(r["Select"] == "COUNT" and "Limit" not in r for r in recording.requests)
+
+
+def test_a_tally_of_an_empty_range_asks_nothing():
+    class Refusing:
+        def query(self, **_):
+            raise AssertionError("a Query with BETWEEN low > high: DynamoDB refuses it")
+
+    assert tally(Refusing(), low=2_000, high=1_999) == pair_index.Tally(0)
+
+
+def test_a_tally_stops_each_key_value_at_the_most_it_may_count(ddb):
+    for i in range(5):  # five items on the bare pair, one key value; one more on a shard
+        put(ddb, f"v{i}#legacy/{i}", 1_000 + i, legacy=True)
+    put(ddb, "v9#sharded", 1_000)
+    assert tally(ddb, most=3) == pair_index.Tally(4, complete=False)  # 3 of the bare pair's 5, and the shard's 1
+    assert tally(ddb, most=6) == pair_index.Tally(6, complete=True)
+    assert tally(ddb, low=1_003, most=3) == pair_index.Tally(2, complete=True)

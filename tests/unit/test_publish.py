@@ -65,6 +65,7 @@ def test_archive_line_has_every_field_and_decodes_the_key():
         "key": "docs/a b+c.txt",
         "version_id": "VID123",
         "size": 5,
+        "size_band": "<1MB",
         "replica_size": 5,
         "source_etag": "e",
         "replica_etag": "e",
@@ -88,6 +89,15 @@ def test_archive_lines_carry_the_rpo_class_the_deadline_was_computed_with():
     # An item of no class (written without a policy) is in the default class, with RpoSeconds.
     line = archive_line(Change(ITEM, Status.COMPLETED), now_ms=0, default_rpo_s=900)
     assert (line["rpo_class"], line["rpo_seconds"]) == ("default", 900)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "band"),
+    [({"s_size": 16 * 1024**2}, "16-128MB"), ({"s_size": None, "r_size": 1024**3}, "1-5GB"), ({}, "unknown")],
+)
+def test_archive_lines_carry_the_size_band_of_the_version(sizes, band):
+    item = {k: v for k, v in ITEM.items() if k not in ("s_size", "r_size")}
+    assert archive_line(Change({**item, **sizes}, Status.COMPLETED), now_ms=0)["size_band"] == band
 
 
 def test_the_athena_table_has_a_column_for_every_field_of_the_line():

@@ -51,6 +51,7 @@ def test_a_completed_version_counts_its_bytes_latency_and_lateness():
     assert counted(Change(item, Status.COMPLETED)) == {
         (): {**expected, "ObjectsReplicatedLate": [1]},
         PAIR: {**expected, "ObjectsReplicatedLate": [1]},
+        (*PAIR, ("SizeBand", "<1MB")): {"ReplicationLatency": [2_500]},
     }
 
 
@@ -67,7 +68,53 @@ def test_a_completed_version_of_no_known_size_counts_no_bytes_and_zero_latency_c
     assert counted(Change(item, Status.COMPLETED)) == {
         (): {"ObjectsReplicated": [1], "BytesReplicated": [0], "ReplicationLatency": [0]},
         PAIR: {"ObjectsReplicated": [1], "BytesReplicated": [0], "ReplicationLatency": [0]},
+        (*PAIR, ("SizeBand", "unknown")): {"ReplicationLatency": [0]},
     }
+
+
+@pytest.mark.parametrize(
+    ("sizes", "band"),
+    [
+        ({"s_size": 1_048_575}, "<1MB"),
+        ({"s_size": 1_048_576, "r_size": 1_048_576}, "1-16MB"),
+        ({"r_size": 5 * 1024**3}, ">=5GB"),  # only the replica's size is known
+        ({"s_size": 0, "r_size": 0}, "<1MB"),
+    ],
+)
+def test_latency_is_also_counted_per_pair_and_size_band(sizes, band):
+    found = counted(Change({**ITEM, **sizes, "latency_ms": 40}, Status.COMPLETED))
+    assert found[(*PAIR, ("SizeBand", band))] == {"ReplicationLatency": [40]}
+    assert [dims for dims in found if any(name == "SizeBand" for name, _ in dims)] == [(*PAIR, ("SizeBand", band))]
+
+
+def test_the_size_band_goes_out_in_the_emf_document_of_the_latency(monkeypatch, capsys):
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CRRMonitor")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "crr-monitor")
+    counters = Counters()
+    for size, latency in ((20 * 1024**2, 900), (30 * 1024**2, 1_100), (10, 50)):
+        count_metrics(Change({**ITEM, "s_size": size, "latency_ms": latency}, Status.COMPLETED), counters)
+    counters.flush()
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    banded = {
+        doc["SizeBand"]: doc
+        for doc in docs
+        if sorted(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])
+        == ["DestinationBucket", "SizeBand", "SourceBucket", "service"]
+    }
+    assert sorted(banded) == ["16-128MB", "<1MB"]
+    doc = banded["16-128MB"]
+    assert (doc["SourceBucket"], doc["DestinationBucket"], doc["service"]) == ("src", "dst", "crr-monitor")
+    assert doc["ReplicationLatency"] == [900, 1_100] and set(doc) - {"_aws"} == {
+        "ReplicationLatency",
+        "SourceBucket",
+        "DestinationBucket",
+        "SizeBand",
+        "service",
+    }
+    [metric] = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert metric == {"Name": "ReplicationLatency", "Unit": "Milliseconds"}
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "CRRMonitor"
+    assert banded["<1MB"]["ReplicationLatency"] == [50]
 
 
 def test_a_failure_is_also_counted_by_its_reason_cut_to_64_characters():

@@ -1,6 +1,6 @@
 """The sweeper's scheduled tasks (crrmon.schedule) on the template's table and S3 on moto (in-process
-`mock_aws`): the lease that keeps runs from overlapping, the oldest-late gauge per pair, silence per
-watched bucket, and canary versions written, followed and cleaned up."""
+`mock_aws`): the lease that keeps runs from overlapping, the oldest-late gauge and the backlog by age per
+pair, silence per watched bucket, and canary versions written, followed and cleaned up."""
 
 from __future__ import annotations
 
@@ -9,16 +9,21 @@ from unittest import mock
 import boto3
 import pytest
 
+from crrmon.bands import AGE_BAND_NAMES
 from crrmon.config import Config
 from crrmon.evidence import Evidence, RateLimiter
 from crrmon.metrics import Counters
 from crrmon.model import Status
+from crrmon.pair_index import key_values
 from crrmon.schedule import CANARIES_KEPT, CANARY_KEY, Schedule
 from crrmon.store import CANARY_PK, HEARTBEAT_PK, Store, Verdict, make_pk
 from crrmon.topology import Rule, Topology, TopologyCache
 
 NOW = 1_700_000_000.0
 SRC, SRC2, DST = "src", "src2", "dst"
+PAIR = (("SourceBucket", SRC), ("DestinationBucket", DST))
+PAIR2 = (("SourceBucket", SRC2), ("DestinationBucket", DST))
+SHARD_QUERIES = len(key_values(f"{SRC}>{DST}"))  # 32 shards and the bare pair
 
 
 class Env:
@@ -87,6 +92,104 @@ def test_each_pair_reports_the_age_of_its_oldest_late_item(env):
     assert env.schedule.run()["oldest_overdue_age"] == {f"{SRC}>{DST}": 250, f"{SRC2}>{DST}": 0}
     assert env.counters.values("OldestOverdueAge", (("SourceBucket", SRC), ("DestinationBucket", DST))) == [250]
     assert env.counters.values("OldestOverdueAge", (("SourceBucket", SRC2), ("DestinationBucket", DST))) == [0]
+
+
+# ---- the backlog by age, per pair ---------------------------------------------------------------------------------
+
+
+def overdue(env: Env, pk: str, *, age_ms: int, source: str = SRC) -> None:
+    """An OVERDUE item of `source`>DST first seen `age_ms` before NOW."""
+    env.store.record_observation(
+        pk, DST, now_ms=int(NOW * 1000) - age_ms, due_s=int(NOW) - 1, expires_s=int(NOW) + 99, fields={"src": source}
+    )
+    env.store.mark_overdue(pk, DST, pair=f"{source}>{DST}", now_ms=int(NOW * 1000))
+
+
+def queries(ddb) -> list[dict]:
+    """Every Query the client sends from now on, its request."""
+    sent: list[dict] = []
+    ddb.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: sent.append(dict(params)))
+    return sent
+
+
+def by_age(env: Env, pair=PAIR) -> dict[str, list[float]]:
+    return {band: env.counters.values("OverdueByAge", (*pair, ("AgeBand", band))) for band in AGE_BAND_NAMES}
+
+
+AGES_MS = {  # item -> age at NOW; each band's edges
+    "v1#a": 0,
+    "v2#b": 899_999,
+    "v3#c": 900_000,
+    "v4#d": 3_599_999,
+    "v5#e": 3_600_000,
+    "v6#f": 3_600_001,
+    "v7#g": 21_600_000,
+    "v8#h": 86_399_999,
+    "v9#i": 86_400_000,
+    "v10#j": 400_000_000,
+}
+
+
+def test_each_pair_counts_its_overdue_items_per_age_band_every_band_every_run(env):
+    for pk, age_ms in AGES_MS.items():
+        overdue(env, pk, age_ms=age_ms)
+    expected = {"<15m": 2, "15m-1h": 2, "1-6h": 2, "6-24h": 2, ">=24h": 2}
+    result = env.schedule.run()["overdue_by_age"]
+    assert result == {f"{SRC}>{DST}": expected, f"{SRC2}>{DST}": dict.fromkeys(AGE_BAND_NAMES, 0)}
+    assert by_age(env) == {band: [n] for band, n in expected.items()}
+    assert by_age(env, PAIR2) == {band: [0] for band in AGE_BAND_NAMES}  # a pair with nothing late: zeros
+    assert env.counters.total("OverdueByAge") == 10  # service-wide: every overdue item of every pair
+
+
+def test_a_pair_with_nothing_overdue_costs_no_counting_query(env, ddb):
+    sent = queries(ddb)
+    env.schedule.run()
+    assert len(sent) == 2 * SHARD_QUERIES  # the oldest-overdue gauge's Limit=1 Queries, per pair
+    assert not any(q.get("Select") == "COUNT" for q in sent)
+
+
+@pytest.mark.parametrize(("oldest_ms", "bands_asked"), [(1_000, 1), (900_000, 2), (7_200_000, 3), (90_000_000, 5)])
+def test_only_the_bands_up_to_the_oldest_items_are_counted(env, ddb, oldest_ms, bands_asked):
+    overdue(env, "v1#old", age_ms=oldest_ms)
+    overdue(env, "v2#new", age_ms=0)
+    sent = queries(ddb)
+    counted = env.schedule.run()["overdue_by_age"][f"{SRC}>{DST}"]
+    counting = [q for q in sent if q.get("Select") == "COUNT"]
+    assert {q["IndexName"] for q in counting} == {"Overdue"} and len(counting) == bands_asked * SHARD_QUERIES
+    assert len(sent) == 2 * SHARD_QUERIES + bands_asked * SHARD_QUERIES
+    assert sum(counted.values()) == 2 and counted["<15m"] == (2 if oldest_ms < 900_000 else 1)
+
+
+def test_a_count_that_reaches_the_limit_per_shard_is_a_floor_and_says_so(ddb, caplog):
+    env = Env(ddb)
+    env.schedule.count_most = 1
+    for n in range(40):  # 40 items over 33 key values: some shard holds two
+        overdue(env, f"v{n}#k{n}", age_ms=60_000)
+    counted = env.schedule.run()["overdue_by_age"][f"{SRC}>{DST}"]
+    assert 0 < counted["<15m"] < 40
+    warned = [r for r in caplog.records if "floor" in r.getMessage()]
+    assert warned and warned[0].__dict__["bands"] == ["<15m"] and warned[0].__dict__["pair"] == f"{SRC}>{DST}"
+    env.schedule.count_most = 1_000
+    env.now = NOW + 60
+    assert env.run()["overdue_by_age"][f"{SRC}>{DST}"]["<15m"] == 40
+
+
+def test_the_backlog_is_counted_in_every_band_when_the_oldest_item_could_not_be_read(env, ddb):
+    for pk, age_ms in AGES_MS.items():
+        overdue(env, pk, age_ms=age_ms)
+    with mock.patch.object(env.store, "oldest_overdue", side_effect=RuntimeError("throttled")):
+        result = env.run()
+    assert result["errors"] == ["oldest_overdue_age"]
+    assert result["overdue_by_age"][f"{SRC}>{DST}"] == dict.fromkeys(AGE_BAND_NAMES, 2)
+
+
+def test_a_backlog_count_that_fails_is_counted_and_the_oldest_age_still_reported(env):
+    overdue(env, "v1#a", age_ms=1_000_000)
+    with mock.patch.object(env.store, "count_overdue", side_effect=RuntimeError("throttled")):
+        result = env.run()
+    assert result["errors"] == ["overdue_by_age"] and result["oldest_overdue_age"][f"{SRC}>{DST}"] == 1_000
+    assert env.counters.total("ScheduleErrors", (("Task", "overdue_by_age"),)) == 1
+    assert env.counters.values("OldestOverdueAge", PAIR) == [1_000]
 
 
 # ---- silence ------------------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ import pytest
 from cfnlint.api import lint_file
 
 from crrmon import config
+from crrmon.bands import AGE_BAND_NAMES
+from crrmon.metrics import Counters
+from crrmon.model import Status
+from crrmon.publish import Change, count_metrics
 from crrmon.store import FAILED_INDEX
 from crrmon_local.cfn import load_template, translate
 from crrmon_local.provision import Resolver
@@ -783,14 +787,95 @@ def test_table_capacity_chooses_the_billing_mode_and_auto_scaling(capacity, mode
     if mode == "PAY_PER_REQUEST":
         assert scaling == {} and policies == []
         return
-    # Every write the monitor makes (the table and both indexes) and the table's reads scale, at 70% use.
+    # Every write the monitor makes (the table and both indexes), the table's reads and the Overdue index's
+    # (the backlog gauge counts its entries each minute) scale, at 70% use.
     assert {(t["ResourceId"], t["ScalableDimension"]) for t in scaling.values()} == {
         ("table/s-table", "dynamodb:table:WriteCapacityUnits"),
         ("table/s-table", "dynamodb:table:ReadCapacityUnits"),
         ("table/s-table/index/Overdue", "dynamodb:index:WriteCapacityUnits"),
+        ("table/s-table/index/Overdue", "dynamodb:index:ReadCapacityUnits"),
         ("table/s-table/index/Failed", "dynamodb:index:WriteCapacityUnits"),
     }
     assert all(t["MaxCapacity"] == "40000" for t in scaling.values())
     assert sorted(p["ScalingTargetId"] for p in policies) == sorted(f"target-{t}" for t in scaling)
     assert {p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] for p in policies} == {70}
     assert all(t["WriteCapacityUnits"] >= 5 for t in throughput)
+
+
+# ---------------------------------------------------------------- dashboard
+
+SEARCH = re.compile(
+    r"SEARCH\('\{(?P<schema>[^}]*)\} MetricName=\"(?P<metric>\w+)\"(?P<terms>[^']*)', '(?P<stat>\w+)'\)"
+)
+EMITTED = {
+    name
+    for path in (ROOT / "layers" / "common" / "crrmon").glob("*.py")
+    for name in re.findall(r'\.add\(\s*"(\w+)"', path.read_text())
+}
+
+
+def dashboard() -> list[dict[str, Any]]:
+    """The dashboard's widgets as CloudWatch receives them (its body resolved, then parsed as JSON)."""
+    tpl = template()
+    resolver = Resolver(tpl, {"SourceBuckets": "b"}, stack_name="s", region="us-east-1", account="1" * 12)
+    for logical_id in tpl["Resources"]:
+        resolver.created(logical_id, f"ref-{logical_id}", QueueName=f"queue-{logical_id}")
+    body = resolver.resolve(tpl["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    return json.loads(body)["widgets"]
+
+
+def searches(widget: dict[str, Any]) -> list[tuple[dict[str, Any], re.Match[str]]]:
+    """Each expression of a widget with the SEARCH inside it."""
+    found = []
+    for row in widget["properties"]["metrics"]:
+        if isinstance(row[0], dict) and "expression" in row[0]:
+            match = SEARCH.search(row[0]["expression"])
+            assert match, row[0]["expression"]
+            found.append((row[0], match))
+    return found
+
+
+def test_every_metric_on_the_dashboard_is_one_the_functions_emit():
+    named = []
+    for widget in dashboard():
+        for row in widget["properties"]["metrics"]:
+            if row[0] == "CRRMonitor":
+                named.append(row[1])
+        named += [match["metric"] for _, match in searches(widget)]
+    assert {"ReplicationLatency", "OverdueByAge", "ObjectsOverdue"} <= set(named)
+    assert set(named) <= EMITTED, set(named) - EMITTED
+
+
+def test_the_dashboard_shows_latency_percentiles_per_pair_and_size_band():
+    counters = Counters()
+    count_metrics(
+        Change({"pk": "v#k", "dest": "d", "src": "s", "latency_ms": 5, "s_size": 1}, Status.COMPLETED), counters
+    )
+    [banded] = [dims for dims in counters._values if "SizeBand" in dict(dims)]
+    emitted = {name for name, _ in banded} | {"service"}  # Powertools adds the service dimension
+    stats = []
+    for widget in dashboard():
+        for expression, match in searches(widget):
+            if match["metric"] != "ReplicationLatency":
+                continue
+            schema = [part.strip() for part in match["schema"].split(",")]
+            assert schema[0] == "CRRMonitor" and set(schema[1:]) == emitted  # SEARCH matches the whole set
+            labelled = set(re.findall(r"\$\{PROP\('Dim\.(\w+)'\)\}", expression["label"]))
+            assert labelled == {"SourceBucket", "DestinationBucket", "SizeBand"}
+            stats.append(match["stat"])
+    assert sorted(stats) == ["p50", "p99"]
+
+
+def test_the_dashboard_stacks_the_backlog_of_every_pair_by_age_band():
+    [widget] = [w for w in dashboard() if any(m["metric"] == "OverdueByAge" for _, m in searches(w))]
+    assert widget["properties"]["stacked"] is True
+    bands = []
+    for expression, match in searches(widget):
+        assert expression["expression"].startswith("SUM(SEARCH(")  # every pair's, added up
+        schema = [part.strip() for part in match["schema"].split(",")]
+        assert schema[0] == "CRRMonitor"
+        assert set(schema[1:]) == {"SourceBucket", "DestinationBucket", "AgeBand", "service"}
+        [band] = re.findall(r'AgeBand=\\?"([^"\\]+)\\?"', match["terms"])
+        assert expression["label"] == band
+        bands.append(band)
+    assert tuple(bands) == AGE_BAND_NAMES

@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 # intake goes on): still under it, with room for the hash's unevenness (about +-6% per second at that
 # rate) and keys long enough to cost two units. DynamoDB's split for heat cannot help one value: the
 # range keys (first_seen, decided_at) grow with time. Readers pay one Query per shard: the sweeper's
-# gauge makes 33 Limit=1 Queries per pair a minute. The count may grow, never shrink while items are
-# indexed: readers ask shards 0..SHARDS-1 only.
+# oldest-overdue gauge makes 33 Limit=1 Queries per pair a minute, its backlog gauge 33 COUNT Queries
+# per age band it counts (none for a pair with nothing overdue). The count may grow, never shrink while
+# items are indexed: readers ask shards 0..SHARDS-1 only.
 SHARDS = 32
 QUERY_THREADS = 8  # concurrent shard Queries; botocore's client keeps 10 connections per host
 _T = TypeVar("_T")
@@ -102,6 +103,26 @@ class _Shard:
         self.done = low is not None and high is not None and low > high
 
 
+def _key_condition(keys: PairIndex, value: str, low: int | None, high: int | None) -> dict[str, Any]:
+    """A Query's key condition: the hash key value `value`, the range attribute from `low` to `high`
+    (inclusive; None: unbounded)."""
+    condition, names = "#h = :p", {"#h": keys.hash_attribute}
+    values: dict[str, Any] = {":p": {"S": value}}
+    if low is not None:
+        values[":lo"] = {"N": str(low)}
+    if high is not None:
+        values[":hi"] = {"N": str(high)}
+    if low is not None and high is not None:
+        condition += " AND #r BETWEEN :lo AND :hi"
+    elif low is not None:
+        condition += " AND #r >= :lo"
+    elif high is not None:
+        condition += " AND #r <= :hi"
+    if low is not None or high is not None:
+        names["#r"] = keys.range_attribute
+    return {"KeyConditionExpression": condition, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+
+
 def items(
     dynamodb,
     *,
@@ -132,26 +153,12 @@ def items(
             raise ValueError("not a cursor of this pair's index items") from None
         for shard in shards:
             _resume(shard, at, edge, after, newest_first)
-    condition_names = {"#h": keys.hash_attribute, "#r": keys.range_attribute}
 
     def fetch(shard: _Shard) -> _Shard:
-        condition, values_ = "#h = :p", {":p": {"S": shard.value}}
-        if shard.low is not None:
-            values_[":lo"] = {"N": str(shard.low)}
-        if shard.high is not None:
-            values_[":hi"] = {"N": str(shard.high)}
-        if shard.low is not None and shard.high is not None:
-            condition += " AND #r BETWEEN :lo AND :hi"
-        elif shard.low is not None:
-            condition += " AND #r >= :lo"
-        elif shard.high is not None:
-            condition += " AND #r <= :hi"
         request: dict[str, Any] = {
             "TableName": table,
             "IndexName": index,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {k: v for k, v in condition_names.items() if k in condition},
-            "ExpressionAttributeValues": values_,
+            **_key_condition(keys, shard.value, shard.low, shard.high),
             "ScanIndexForward": not newest_first,
         }
         if batch is not None:
@@ -208,26 +215,58 @@ def _resume(shard: _Shard, at: int, edge: int, after: dict[str, Any], newest_fir
         shard.bound(bound if shard.low is None else max(shard.low, bound), shard.high)
 
 
-def count(dynamodb, *, table: str, index: str, keys: PairIndex, pair: str) -> int:
-    """How many items of `pair` the index holds: a COUNT Query per shard, paged."""
+@dataclass(frozen=True)
+class Tally:
+    """What COUNT Queries found: `items`, exact when `complete`; otherwise a floor (a key value held more
+    than the `most` items asked for)."""
 
-    def one(value: str) -> int:
+    items: int
+    complete: bool = True
+
+
+def tally(
+    dynamodb,
+    *,
+    table: str,
+    index: str,
+    keys: PairIndex,
+    pair: str,
+    low: int | None = None,
+    high: int | None = None,
+    most: int | None = None,
+) -> Tally:
+    """How many items of `pair` the index holds with the range attribute from `low` to `high` (inclusive;
+    None: unbounded): a COUNT Query per shard (and the bare pair), paged, concurrently. COUNT returns no
+    items, but DynamoDB reads (and bills) the index entries it counts. `most` bounds what each key value
+    may count: a key value that reaches it stops there, and the tally is then not complete."""
+    if low is not None and high is not None and low > high:
+        return Tally(0)  # DynamoDB refuses such a BETWEEN; nothing can be in it
+
+    def one(value: str) -> Tally:
         total, start = 0, None
         while True:
             request: dict[str, Any] = {
                 "TableName": table,
                 "IndexName": index,
-                "KeyConditionExpression": "#h = :p",
-                "ExpressionAttributeNames": {"#h": keys.hash_attribute},
-                "ExpressionAttributeValues": {":p": {"S": value}},
+                **_key_condition(keys, value, low, high),
                 "Select": "COUNT",
             }
+            if most is not None:
+                request["Limit"] = most - total
             if start:
                 request["ExclusiveStartKey"] = start
             answer = dynamodb.query(**request)
             total += answer.get("Count", 0)
             start = answer.get("LastEvaluatedKey")
             if not start:
-                return total
+                return Tally(total)
+            if most is not None and total >= most:
+                return Tally(total, complete=False)
 
-    return sum(concurrently(one, key_values(pair)))
+    found = concurrently(one, key_values(pair))
+    return Tally(sum(t.items for t in found), all(t.complete for t in found))
+
+
+def count(dynamodb, *, table: str, index: str, keys: PairIndex, pair: str) -> int:
+    """How many items of `pair` the index holds: every one counted (`tally` without bounds)."""
+    return tally(dynamodb, table=table, index=index, keys=keys, pair=pair).items

@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from crrmon.bands import size_band
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
 from crrmon.rpo import DEFAULT_CLASS
@@ -78,6 +79,11 @@ def rpo_class(item: dict[str, Any]) -> str:
     return item.get("rpo_c") or DEFAULT_CLASS
 
 
+def object_size(item: dict[str, Any]) -> int | None:
+    """The version's size in bytes: the source's, or the replica's when only the replica was seen."""
+    return item["s_size"] if item.get("s_size") is not None else item.get("r_size")
+
+
 def archive_line(change: Change, *, now_ms: int, default_rpo_s: int | None = None) -> dict[str, Any]:
     """The archive's JSON line for a final verdict. `default_rpo_s`: RpoSeconds, the RPO of items that
     carry no class of their own (written without a policy)."""
@@ -93,6 +99,7 @@ def archive_line(change: Change, *, now_ms: int, default_rpo_s: int | None = Non
         "key": key,
         "version_id": version_id,
         "size": item.get("s_size"),
+        "size_band": size_band(object_size(item)),
         "replica_size": item.get("r_size"),
         "source_etag": item.get("s_etag"),
         "replica_etag": item.get("r_etag"),
@@ -251,7 +258,8 @@ class Publisher:
 def count_metrics(change: Change, counters: Counters, *, by_class: bool = False) -> None:
     """The change's metrics, per pair; `by_class` (a policy is configured): latency and lateness also
     per RPO class (a bounded set of names, crrmon.rpo; not per pair and class, which would multiply
-    the metrics)."""
+    the metrics). Latency also per pair and size band (crrmon.bands: 7 names, so at most 7 metrics per
+    pair, billed only for the bands that receive a value)."""
     item = change.item
     dims = pair_dimensions(item.get("src"), item["dest"])
     classes = (("RpoClass", rpo_class(item)),) if by_class else ()
@@ -260,7 +268,8 @@ def count_metrics(change: Change, counters: Counters, *, by_class: bool = False)
         counters.add("ObjectsReplicated", 1, dims)
         counters.add("BytesReplicated", item.get("s_size") or item.get("r_size") or 0, dims)
         if item.get("latency_ms") is not None:
-            counters.add("ReplicationLatency", item["latency_ms"], dims, classes)
+            by_size = (*dims, ("SizeBand", size_band(object_size(item))))
+            counters.add("ReplicationLatency", item["latency_ms"], dims, classes, by_size)
         if item.get("missed_rpo"):
             counters.add("ObjectsReplicatedLate", 1, dims, classes)
     elif status is Status.OVERDUE:

@@ -1,4 +1,5 @@
-"""The sweeper's schedule, once a minute under a lease: oldest-late gauges, silence, canaries."""
+"""The sweeper's schedule, once a minute under a lease: overdue gauges (the oldest item, the backlog by age),
+silence, canaries."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from crrmon.bands import AGE_BAND_NAMES, AGE_BANDS, age_band_index, first_seen_bounds
 from crrmon.config import Config
 from crrmon.evidence import Evidence
 from crrmon.metrics import Counters, pair_dimensions
@@ -22,6 +24,11 @@ logger = Logger(child=True)
 CANARY_PREFIX = "crr-monitor-canary/"  # the only prefix the sweeper may write to and delete from
 CANARY_KEY = CANARY_PREFIX + "canary"  # one key per source bucket; each canary is a new version of it
 CANARIES_KEPT = 50  # versions remembered for clean-up per bucket; older ones are forgotten
+# OverdueByAge counts at most this many items per index shard and age band (33 shards: about 33,000 per
+# pair and band; beyond that the gauge is a floor and a warning says so). COUNT reads every index entry
+# it counts, about 330 bytes each: this bounds a pair's reads to about 6,700 read units a minute however
+# large an outage grows (docs/internals.md, "Overdue gauges").
+OVERDUE_COUNT_MOST = 1_000
 
 
 @dataclass
@@ -33,9 +40,10 @@ class Schedule:
     counters: Counters
     clock: Callable[[], float]
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+    count_most: int = OVERDUE_COUNT_MOST
 
     def run(self) -> dict[str, Any]:
-        """Once a minute, under a lease: oldest-late gauges, silence detection, canaries.
+        """Once a minute, under a lease: overdue gauges, silence detection, canaries.
 
         Each part runs even when another fails (the failure is logged and counted).
         """
@@ -43,7 +51,11 @@ class Schedule:
         if not self.store.acquire_lease("sweeper-schedule", self.holder, now_s=int(now_s), duration_s=55):
             return {"skipped": "another run holds the lease"}
         result: dict[str, Any] = {}
-        parts = [("oldest_overdue_age", self._oldest_overdue)]
+        oldest: dict[str, int | None] = {}  # per pair: first_seen of its oldest OVERDUE item, None: none
+        parts = [
+            ("oldest_overdue_age", lambda now: self._oldest_overdue(now, oldest)),
+            ("overdue_by_age", lambda now: self._overdue_by_age(now, oldest)),
+        ]
         if self.config.silence_minutes > 0:
             parts.append(("seconds_since_last_event", self._silence))
         if self.config.canary_interval_minutes > 0:
@@ -57,14 +69,57 @@ class Schedule:
                 result.setdefault("errors", []).append(name)
         return result
 
-    def _oldest_overdue(self, now_s: float) -> dict[str, int]:
+    def _oldest_overdue(self, now_s: float, oldest: dict[str, int | None]) -> dict[str, int]:
+        """Per pair, the age in seconds (since first seen) of its oldest OVERDUE item, 0 when none; each
+        item's first_seen is left in `oldest` for the backlog count."""
         ages = {}
         for source, dest in self.topology.get().pairs():
-            oldest = self.store.oldest_overdue(pair_name(source, dest))
-            age = int(now_s - oldest["first_seen"] / 1000) if oldest else 0
-            ages[pair_name(source, dest)] = age
+            pair = pair_name(source, dest)
+            item = self.store.oldest_overdue(pair)
+            oldest[pair] = item["first_seen"] if item else None
+            age = int(now_s - item["first_seen"] / 1000) if item else 0
+            ages[pair] = age
             self.counters.add("OldestOverdueAge", age, pair_dimensions(source, dest))
         return ages
+
+    def _overdue_by_age(self, now_s: float, oldest: dict[str, int | None]) -> dict[str, dict[str, int]]:
+        """Per pair, how many OVERDUE items are in each age band (crrmon.bands, by the time since first seen:
+        the Overdue index's range key, so a band is a key condition): OverdueByAge per pair and AgeBand,
+        every band every run, 0 included, so graphs have no gaps.
+
+        A band is a COUNT Query on each of the pair's 33 index key values (no item is returned). Only the
+        bands up to the oldest item's are asked: no item can be older, so a pair with nothing overdue
+        costs no Query, one whose oldest item is under 15 minutes old 33. A pair whose oldest item was
+        not read (that part failed) is asked in every band. An item that turns OVERDUE between the two
+        parts with an older first_seen than the oldest read is counted at the next run.
+        """
+        now_ms = round(now_s * 1000)
+        backlog = {}
+        for source, dest in self.topology.get().pairs():
+            pair = pair_name(source, dest)
+            if pair not in oldest:
+                last = len(AGE_BANDS) - 1
+            elif oldest[pair] is None:
+                last = -1
+            else:
+                last = age_band_index((now_ms - oldest[pair]) / 1000)
+            counts = dict.fromkeys(AGE_BAND_NAMES, 0)
+            floors = []
+            for index in range(last + 1):
+                low, high = first_seen_bounds(index, now_ms)
+                tally = self.store.count_overdue(pair, low=low, high=high, most=self.count_most)
+                counts[AGE_BANDS[index].name] = tally.items
+                if not tally.complete:
+                    floors.append(AGE_BANDS[index].name)
+            if floors:
+                logger.warning(
+                    "overdue items counted up to the limit per shard; the count is a floor",
+                    extra={"pair": pair, "bands": floors, "limit_per_shard": self.count_most},
+                )
+            for band, number in counts.items():
+                self.counters.add("OverdueByAge", number, (*pair_dimensions(source, dest), ("AgeBand", band)))
+            backlog[pair] = counts
+        return backlog
 
     def _silence(self, now_s: float) -> dict[str, int]:
         """Seconds since an event about each watched source bucket arrived; SilentBuckets counts the quiet ones.

@@ -333,6 +333,22 @@ class Store:
         )
         return from_image(first) if first else None
 
+    def count_overdue(
+        self, pair: str, *, low: int | None = None, high: int | None = None, most: int | None = None
+    ) -> pair_index.Tally:
+        """How many OVERDUE items of a pair were first seen from `low` to `high` (epoch ms, inclusive): COUNT
+        Queries on the sparse index's shards, at most `most` items counted per shard (crrmon.pair_index.tally)."""
+        return pair_index.tally(
+            self.dynamodb,
+            table=self.table_name,
+            index=self.overdue_index_name,
+            keys=OVERDUE,
+            pair=pair,
+            low=low,
+            high=high,
+            most=most,
+        )
+
     def acquire_lease(self, name: str, holder: str, *, now_s: int, duration_s: int) -> bool:
         """A lease item so that scheduled runs never overlap: taken when free or lapsed."""
         return self._lease(
