@@ -229,8 +229,9 @@ class TopicFake:
     def __init__(self) -> None:
         self.messages: list[dict] = []
 
-    def publish(self, TopicArn, Subject, Message):
-        self.messages.append(json.loads(Message))
+    def publish(self, TopicArn, Subject, Message, MessageStructure):
+        assert MessageStructure == "json"
+        self.messages.append(json.loads(json.loads(Message)["sqs"]))  # the machine-readable form
 
 
 class ArchiveFake:

@@ -147,7 +147,8 @@ def _capture(pipeline: Pipeline, session_clients: dict) -> None:
             pipeline.archived.extend(read_archive(record["Data"]))
 
     def digest(params, **_):
-        pipeline.digests.append({"subject": params["Subject"], **json.loads(params["Message"])})
+        # MessageStructure json: one form per protocol; the SQS form is the machine-readable one.
+        pipeline.digests.append({"subject": params["Subject"], **json.loads(json.loads(params["Message"])["sqs"])})
 
     session_clients["firehose"].meta.events.register("provide-client-params.firehose.PutRecordBatch", archive)
     session_clients["sns"].meta.events.register("provide-client-params.sns.Publish", digest)

@@ -35,3 +35,21 @@ def test_give_up_below_the_rpo_means_giving_up_at_the_deadline():
 def test_rejects_what_cannot_work(env):
     with pytest.raises(ValueError):
         Config.from_env(env)
+
+
+def test_the_stack_name_reaches_the_command_digests_suggest(fake_credentials, monkeypatch):
+    from crrmon import runtime
+    from crrmon.digest import Monitor
+
+    for name, value in {
+        "TABLE_NAME": "t",
+        "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:alerts",
+        "STACK_NAME": "crr-monitor",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    try:
+        assert Config.from_env().stack_name == "crr-monitor"
+        assert runtime.publisher().monitor == Monitor(stack="crr-monitor", region="eu-west-1")
+    finally:
+        runtime.reset()

@@ -128,10 +128,10 @@ def test_digests_count_their_objects_per_rpo_class_under_a_policy():
     changes = [Change({**overdue, "pk": f"V{i}#invoices/{i}"}, Status.OVERDUE) for i in range(2)] + [
         Change({**overdue, "pk": "V9#x", "rpo_c": "default", "rpo_s": 900}, Status.OVERDUE)
     ]
-    [(_, body)] = digests(changes)
-    assert json.loads(body)["rpo_classes"] == {"default": 1, "invoices": 2}
-    [(_, body)] = digests([Change({**ITEM, "status": "OVERDUE"}, Status.OVERDUE)])
-    assert "rpo_classes" not in json.loads(body)  # no policy: the digest is as it was
+    [found] = digests(changes)
+    assert json.loads(found.body_json())["rpo_classes"] == {"default": 1, "invoices": 2}
+    [found] = digests([Change({**ITEM, "status": "OVERDUE"}, Status.OVERDUE)])
+    assert "rpo_classes" not in json.loads(found.body_json())  # no policy: the digest is as it was
 
 
 def test_record_id_is_stable_per_verdict_and_differs_between_verdicts():
@@ -342,11 +342,11 @@ def test_digests_are_one_per_pair_and_reason_with_ten_samples():
     changes += [Change({**ITEM, "pk": "v#ok"}, Status.COMPLETED)]
     out = digests(changes)
     assert len(out) == 2
-    by_reason = {json.loads(b)["reason"]: json.loads(b) for _, b in out}
+    by_reason = {d.reason: json.loads(d.body_json()) for d in out}
     assert by_reason["DstPutObjectNotPermitted"]["count"] == 25
     assert len(by_reason["DstPutObjectNotPermitted"]["samples"]) == 10
     assert by_reason["DstBucketNotFound"]["count"] == 1
-    assert all(len(s) <= 100 for s, _ in out)
+    assert all(len(d.subject) <= 100 for d in out)
 
 
 def test_metrics_per_pair_and_in_total():

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from crrmon.digest import Digest, Monitor, sns_message
 from crrmon.metrics import Counters
 from crrmon.model import Status
 from crrmon.publish import Change, Publisher, count_metrics, digests
@@ -134,9 +135,8 @@ def test_an_unknown_source_is_counted_as_unknown():
     }
 
 
-def digest(subject_and_body: tuple[str, str]) -> tuple[str, dict]:
-    subject, body = subject_and_body
-    return subject, json.loads(body)
+def digest(found: Digest) -> tuple[str, dict]:
+    return found.subject, json.loads(found.body_json())
 
 
 def test_a_digest_per_pair_status_and_reason_with_its_count_and_samples():
@@ -180,15 +180,16 @@ def test_reasons_make_digests_of_their_own_and_keys_keep_their_characters():
         Change({**ITEM, "pk": "v1#été/a", "reason": "B"}, Status.FAILED),
         Change({**ITEM, "pk": "v2#b", "reason": "A"}, Status.FAILED),
     ]
-    (first, second) = digests(changes)
-    assert json.loads(first[1])["reason"] == "A" and json.loads(second[1])["reason"] == "B"
-    assert '"été/a"' in second[1]  # not \u-escaped
-    assert second[1].startswith('{\n "source_bucket"')  # indented by one
+    (first, second) = (d.body_json() for d in digests(changes))
+    assert json.loads(first)["reason"] == "A" and json.loads(second)["reason"] == "B"
+    assert '"été/a"' in second  # not \u-escaped
+    assert second.startswith('{\n "source_bucket"')  # indented by one
 
 
 def test_a_long_subject_is_cut_to_what_sns_takes():
     change = Change({"pk": "v1#k", "dest": "d" * 63, "src": "s" * 63}, Status.OVERDUE)
-    ((subject, _),) = digests([change])
+    (found,) = digests([change])
+    subject = found.subject
     assert subject == f"CRR Monitor: 1 OVERDUE {'s' * 63} -> {'d' * 63}"[:100] and len(subject) == 100
 
 
@@ -200,9 +201,10 @@ def test_the_publisher_sends_each_digest_to_the_topic(fake_credentials):
         sns.meta.events.register("provide-client-params.sns.Publish", lambda params, **_: sent.append(params))
         counters = Counters()
         changes = [Change({**ITEM, "reason": "X"}, Status.FAILED), Change(ITEM, Status.COMPLETED)]
-        Publisher(sns=sns, topic_arn=topic).publish(changes, counters, now_ms=0)
-        assert [(p["TopicArn"], p["Subject"], p["Message"]) for p in sent] == [
-            (topic, subject, message) for subject, message in digests(changes)
+        Publisher(sns=sns, topic_arn=topic, stack_name="crr").publish(changes, counters, now_ms=0)
+        monitor = Monitor("crr", "us-east-1")
+        assert [(p["TopicArn"], p["Subject"], p["MessageStructure"], p["Message"]) for p in sent] == [
+            (topic, d.subject, "json", sns_message(d, monitor)) for d in digests(changes)
         ]
         assert counters.total("ObjectsFailed") == 1 and counters.total("ObjectsReplicated") == 1
         sent.clear()

@@ -38,6 +38,7 @@ ENV_VARS = (
     "READER_ROLE_ARNS",
     "ACCOUNT_ID",
     "FORWARDER_TOPIC_ARNS",
+    "STACK_NAME",
 )
 
 
@@ -72,6 +73,7 @@ class Config:
     reader_role_arns: tuple[str, ...] = field(default=())  # read-only roles in accounts holding watched buckets
     account_id: str = ""  # the stack's own account
     forwarder_topic_arns: tuple[str, ...] = field(default=())  # topics whose messages need no confirming HEAD
+    stack_name: str = ""  # the monitor's stack: alert digests name it in the `crrmon` command they suggest
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -134,4 +136,5 @@ class Config:
             reader_role_arns=_csv(get("READER_ROLE_ARNS")),
             account_id=get("ACCOUNT_ID"),
             forwarder_topic_arns=_csv(get("FORWARDER_TOPIC_ARNS")),
+            stack_name=get("STACK_NAME"),
         )

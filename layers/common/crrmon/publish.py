@@ -1,7 +1,8 @@
 """Everything the monitor tells the world follows a persisted change of status.
 
 The matcher (and, for TTL removals, the sweeper) hands over the status changes it saw in the table's
-stream; this module turns them into archive lines (Firehose), EMF metrics and alert digests (SNS).
+stream; this module turns them into archive lines (Firehose), EMF metrics and alert digests (SNS, in
+the forms crrmon.digest renders).
 A crash after the verdict was written and before it was published loses nothing: the stream
 delivers the record again, and the archive line carries the same `record_id`.
 
@@ -28,6 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from crrmon.bands import size_band
+from crrmon.digest import UNKNOWN_SOURCE, Digest, Monitor, sns_message
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
 from crrmon.rpo import DEFAULT_CLASS
@@ -174,6 +176,7 @@ class Publisher:
         topic_arn: str = "",
         default_rpo_s: int | None = None,
         rpo_classes: bool = False,
+        stack_name: str = "",
         retry_seconds: float = RETRY_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -185,6 +188,7 @@ class Publisher:
         self.topic_arn = topic_arn
         self.default_rpo_s = default_rpo_s  # RpoSeconds: archived as the RPO of items without a class
         self.rpo_classes = rpo_classes  # a policy is configured: metrics carry the RpoClass dimension
+        self.monitor = Monitor.of(topic_arn, stack_name)  # named by the `crrmon` command each digest suggests
         self.retry_seconds = retry_seconds
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
 
@@ -197,8 +201,13 @@ class Publisher:
         if finals and self.delivery_stream:
             self.archive([archive_line(c, now_ms=now_ms, default_rpo_s=self.default_rpo_s) for c in finals], counters)
         if self.topic_arn:
-            for subject, message in digests(changes):
-                self.sns.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
+            for digest in digests(changes):
+                self.sns.publish(
+                    TopicArn=self.topic_arn,
+                    Subject=digest.subject,
+                    MessageStructure="json",
+                    Message=sns_message(digest, self.monitor),
+                )
 
     def archive(self, lines: list[dict[str, Any]], counters: Counters) -> None:
         records = pack_records(lines)
@@ -286,30 +295,19 @@ def count_metrics(change: Change, counters: Counters, *, by_class: bool = False)
         counters.add("ObjectsExpired", 1, dims)
 
 
-def digests(changes: list[Change]) -> list[tuple[str, str]]:
-    """At most one message per pair and status/reason: counts and up to 10 sample keys."""
+def digests(changes: list[Change]) -> list[Digest]:
+    """At most one digest per pair and status/reason: counts and up to 10 sample keys."""
     groups: dict[tuple[str, str, str, str], list[Change]] = defaultdict(list)
     for change in changes:
         if change.status in ALERT_STATUSES:
             item = change.item
             reason = "removed by TTL" if change.status is Status.EXPIRED else item.get("reason") or ""
-            groups[(item.get("src") or "unknown", item["dest"], change.status.value, reason)].append(change)
+            groups[(item.get("src") or UNKNOWN_SOURCE, item["dest"], change.status.value, reason)].append(change)
     out = []
     for (source, dest, status, reason), members in sorted(groups.items()):
-        subject = f"CRR Monitor: {len(members)} {status} {source} -> {dest}"[:100]
-        samples = []
-        for change in members[:DIGEST_SAMPLES]:
-            version_id, key = split_pk(change.item["pk"])
-            samples.append({"key": key, "version_id": version_id})
-        body = {
-            "source_bucket": source,
-            "destination_bucket": dest,
-            "status": status,
-            "reason": reason or None,
-            "count": len(members),
-            "samples": samples,
-        }
+        classes = None
         if any("rpo_c" in change.item for change in members):  # under a policy: how many of each RPO class
-            body["rpo_classes"] = dict(sorted(Counter(rpo_class(change.item) for change in members).items()))
-        out.append((subject, json.dumps(body, ensure_ascii=False, indent=1)))
+            classes = dict(sorted(Counter(rpo_class(change.item) for change in members).items()))
+        samples = tuple(split_pk(change.item["pk"])[::-1] for change in members[:DIGEST_SAMPLES])
+        out.append(Digest(source, dest, status, reason, len(members), samples, classes))
     return out

@@ -143,6 +143,7 @@ def publisher() -> Publisher:
         topic_arn=cfg.alert_topic_arn,
         default_rpo_s=cfg.rpo_seconds,
         rpo_classes=bool(cfg.rpo_classes),
+        stack_name=cfg.stack_name,
         clock=now,
         sleep=sleep,
     )
