@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from crrmon import config
+from crrmon import config, slo
 from crrmon.bands import AGE_BAND_NAMES
 from crrmon.metrics import Counters
 from crrmon.model import Status
@@ -42,6 +42,7 @@ SAR_SUPPORTED_RESOURCES = ROOT / "tests" / "data" / "sar-supported-resources.txt
 WILDCARD_ALLOW_EXCEPTIONS: dict[str, str] = {
     "xray:PutTraceSegments": "X-Ray has no resource-level permissions; only with EnableTracing=true",
     "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions; only with EnableTracing=true",
+    "cloudwatch:GetMetricData": "CloudWatch has no resource-level permissions for it; only with SloObjective set",
 }
 
 FUNCTIONS = ("IngestFunction", "MatcherFunction", "SweeperFunction", "ReconcileFunction")
@@ -53,6 +54,7 @@ PARAMETERS = {
     "EnableTracing": "true",
     "ReconcileSchedule": "rate(6 hours)",
     "AllowedAccounts": "210987654321",
+    "SloObjective": "99.9",
 }
 
 
@@ -879,3 +881,108 @@ def test_the_dashboard_stacks_the_backlog_of_every_pair_by_age_band():
         assert expression["label"] == band
         bands.append(band)
     assert tuple(bands) == AGE_BAND_NAMES
+
+
+# ---------------------------------------------------------------- replication SLO
+
+SLO_ALARMS = {"fast": "SloFastBurnAlarm", "medium": "SloMediumBurnAlarm", "slow": "SloSlowBurnAlarm"}
+
+
+def slo_resolver(objective: str, days: str = "30") -> Resolver:
+    resolver = Resolver(
+        template(),
+        {"SourceBuckets": "b", "SloObjective": objective, "SloWindowDays": days},
+        stack_name="s",
+        region="us-east-1",
+        account="1" * 12,
+    )
+    resolver.created("AlertTopic", "arn:aws:sns:us-east-1:111111111111:s-alerts")
+    return resolver
+
+
+def test_slo_parameters_are_the_codes_and_off_by_default():
+    parameters = template()["Parameters"]
+    assert parameters["SloObjective"]["Default"] == ""
+    assert parameters["SloObjective"]["AllowedPattern"] == slo.PATTERN
+    days = parameters["SloWindowDays"]
+    assert (days["Default"], days["MinValue"], days["MaxValue"]) == (30, slo.MIN_WINDOW_DAYS, slo.MAX_WINDOW_DAYS)
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SLO_OBJECTIVE"] == {"Ref": "SloObjective"}
+    assert variables["SLO_WINDOW_DAYS"] == {"Ref": "SloWindowDays"}
+
+
+@pytest.mark.parametrize(("objective", "on"), [("", False), ("0", False), ("99.9", True), ("95", True)])
+def test_slo_alarms_and_the_metrics_read_exist_only_with_an_objective(objective, on):
+    tpl = template()
+    resolver = slo_resolver(objective)
+    conditional = {name for name, res in tpl["Resources"].items() if res.get("Condition") == "SloEnabled"}
+    assert conditional == set(SLO_ALARMS.values())
+    assert {name: resolver.active(name) for name in conditional} == dict.fromkeys(conditional, on)
+    # Nothing else names the alarms; the sweeper may read metrics back only with an SLO.
+    for name, resource in tpl["Resources"].items():
+        if name not in conditional:
+            assert not any(alarm in json.dumps(resource) for alarm in conditional), name
+    policies = role_of(tpl, "SweeperFunction")["Properties"]["Policies"]
+    [reading] = [p for p in policies if "cloudwatch:" in json.dumps(p)]
+    assert reading["Fn::If"][0] == "SloEnabled" and reading["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    statements_ = [s for p in resolver.resolve([reading]) for s in p["PolicyDocument"]["Statement"]]
+    read = {"Sid": "ReadSloCounts", "Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"}
+    assert statements_ == ([read] if on else [])
+    for function in FUNCTIONS:
+        if function != "SweeperFunction":
+            assert "cloudwatch:" not in json.dumps(role_statements(tpl, function)), function
+
+
+def evaluate(expression: str, **values: float) -> float:
+    """A CloudWatch metric math expression of + - * / FILL and IF over single values, in Python."""
+    functions = {
+        "FILL": lambda value, fill: fill if value is None else value,
+        "IF": lambda c, yes, no: yes if c else no,
+    }
+    return eval(expression, {"__builtins__": {}}, {**functions, **values})  # the template's own text
+
+
+@pytest.mark.parametrize(("objective", "days"), [("99.9", "30"), ("99.95", "28"), ("99", "90")])
+def test_slo_alarms_compute_the_budget_spent_that_crrmon_slo_defines(objective, days):
+    resolver = slo_resolver(objective, days)
+    for policy in slo.POLICIES:
+        alarm = resolver.resolve(template()["Resources"][SLO_ALARMS[policy.name]]["Properties"])
+        assert alarm["AlarmActions"] == alarm["OKActions"] == ["arn:aws:sns:us-east-1:111111111111:s-alerts"]
+        assert (alarm["EvaluationPeriods"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert alarm["Threshold"] == policy.budget_share * 100  # percent of the budget
+        assert alarm["TreatMissingData"] == "notBreaching"
+        queries = {q["Id"]: q for q in alarm["Metrics"]}
+        [returned] = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+        stats = {q["Id"]: q["MetricStat"] for q in alarm["Metrics"] if "MetricStat" in q}
+        # Every metric: the service-wide total, summed over the policy's long window.
+        assert {s["Period"] for s in stats.values()} == {policy.long_s}
+        assert {s["Stat"] for s in stats.values()} == {"Sum"}
+        assert all(
+            s["Metric"]["Namespace"] == "CRRMonitor"
+            and s["Metric"]["Dimensions"] == [{"Name": "service", "Value": "crr-monitor"}]
+            for s in stats.values()
+        )
+        # total and bad add exactly crrmon.slo's metrics: each metric counts a distinct power of two.
+        weight = {metric_id: 2**i for i, metric_id in enumerate(sorted(stats))}
+        name_of = {metric_id: stat["Metric"]["MetricName"] for metric_id, stat in stats.items()}
+        for expression_id, metrics in (("total", slo.TOTAL_METRICS), ("bad", slo.BAD_METRICS)):
+            expected = sum(weight[i] for i in stats if name_of[i] in metrics)
+            assert evaluate(queries[expression_id]["Expression"], **weight) == expected, expression_id
+            assert evaluate(queries[expression_id]["Expression"], **dict.fromkeys(stats)) == 0  # no data: 0
+        # The alarm's value is the share of the budget spent, as the code computes it.
+        for bad, total in ((144, 10_000), (3, 7_000), (0, 50), (1, 1)):
+            spent = evaluate(returned["Expression"], bad=bad, total=total)
+            expected = slo.budget_spent(
+                bad, total, slo.parse_objective(objective), window_s=policy.long_s, window_days=int(days)
+            )
+            assert spent == pytest.approx(float(expected * 100), rel=1e-9)
+        assert returned["Expression"].startswith("IF(total > 0, ")  # no division by zero without objects
+        assert evaluate(returned["Expression"].replace("bad / total", "0"), bad=0, total=0) == 0
+
+
+def test_slo_fast_alarm_fires_at_the_workbooks_burn_rate():
+    # 99.9% over 30 days: an hour with 144 bad objects of 10,000 burns at 14.4 and spends 2% of the budget.
+    alarm = slo_resolver("99.9").resolve(template()["Resources"]["SloFastBurnAlarm"]["Properties"])
+    [returned] = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert evaluate(returned["Expression"], bad=144, total=10_000) == pytest.approx(alarm["Threshold"])
+    assert evaluate(returned["Expression"], bad=143, total=10_000) < alarm["Threshold"]

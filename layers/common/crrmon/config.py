@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from crrmon.rpo import DEFAULT_CLASS, RpoClass, classify, parse_policy
+from crrmon.slo import check_window_days, parse_objective
 
 VERIFY_MODES = ("size", "etag", "checksum")
 
@@ -39,6 +41,8 @@ ENV_VARS = (
     "ACCOUNT_ID",
     "FORWARDER_TOPIC_ARNS",
     "STACK_NAME",
+    "SLO_OBJECTIVE",
+    "SLO_WINDOW_DAYS",
 )
 
 
@@ -74,6 +78,12 @@ class Config:
     account_id: str = ""  # the stack's own account
     forwarder_topic_arns: tuple[str, ...] = field(default=())  # topics whose messages need no confirming HEAD
     stack_name: str = ""  # the monitor's stack: alert digests name it in the `crrmon` command they suggest
+    # The replication SLO (crrmon.slo): a percent of objects within their RPO; a string is parsed. None: off.
+    slo_objective: Fraction | str | None = None
+    slo_window_days: int = 30
+    # Where the EMF metrics go (Powertools reads the same variables): what the SLO's evaluation reads back.
+    metrics_namespace: str = "CRRMonitor"
+    service_name: str = "crr-monitor"
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -84,6 +94,9 @@ class Config:
             raise ValueError("RPO_SECONDS must be at least 1")
         if isinstance(self.rpo_classes, str):
             object.__setattr__(self, "rpo_classes", parse_policy(self.rpo_classes))
+        if isinstance(self.slo_objective, str):
+            object.__setattr__(self, "slo_objective", parse_objective(self.slo_objective))
+        check_window_days(self.slo_window_days)
         largest_rpo = max([self.rpo_seconds, *(c.rpo_seconds for c in self.rpo_classes)])
         if self.give_up_seconds < largest_rpo:
             # The template cannot compare two parameters; a give-up age below the RPO means "give up
@@ -137,4 +150,8 @@ class Config:
             account_id=get("ACCOUNT_ID"),
             forwarder_topic_arns=_csv(get("FORWARDER_TOPIC_ARNS")),
             stack_name=get("STACK_NAME"),
+            slo_objective=get("SLO_OBJECTIVE"),
+            slo_window_days=int(get("SLO_WINDOW_DAYS", "30")),
+            metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", "CRRMonitor"),
+            service_name=get("POWERTOOLS_SERVICE_NAME", "crr-monitor"),
         )

@@ -20,6 +20,7 @@ UNITS = {
     "OldestOverdueAge": MetricUnit.Seconds,
     "SecondsSinceLastEvent": MetricUnit.Seconds,
     "EventAge": MetricUnit.Seconds,  # how long after S3 wrote a version the monitor heard of it
+    "SloBurnRate": MetricUnit.NoUnit,  # a gauge (crrmon.slo): each value kept, never summed
 }
 
 
@@ -34,10 +35,12 @@ class Counters:
         self._values: dict[Dimensions, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self._lock = threading.Lock()  # ingest records observations from several threads
 
-    def add(self, name: str, value: float = 1, *dimension_sets: Dimensions) -> None:
-        """Count `value` in the service-wide total and once under each dimension set given."""
+    def add(self, name: str, value: float = 1, *dimension_sets: Dimensions, total: bool = True) -> None:
+        """Count `value` in the service-wide total and once under each dimension set given. `total=False`:
+        no service-wide value (a gauge whose values of several pairs or windows mean nothing together)."""
         with self._lock:
-            self._values[()][name].append(value)
+            if total:
+                self._values[()][name].append(value)
             for dimensions in dimension_sets:
                 if dimensions:
                     self._values[dimensions][name].append(value)

@@ -210,6 +210,7 @@ def sweeper(counters: Counters) -> Sweeper:
         client("sqs"),
         counters,
         now,
+        cloudwatch=client("cloudwatch") if config().slo_objective else None,
     )
 
 

@@ -1,5 +1,5 @@
 """The sweeper's schedule, once a minute under a lease: overdue gauges (the oldest item, the backlog by age),
-silence, canaries."""
+silence, canaries, SLO burn rates."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from crrmon.config import Config
 from crrmon.evidence import Evidence
 from crrmon.metrics import Counters, pair_dimensions
 from crrmon.model import Status
+from crrmon.slo import SloBurns
 from crrmon.store import CANARY_PK, HEARTBEAT_PK, Store, make_pk, pair_name
 from crrmon.topology import TopologyCache
 
@@ -41,9 +42,11 @@ class Schedule:
     clock: Callable[[], float]
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
     count_most: int = OVERDUE_COUNT_MOST
+    cloudwatch: Any = None  # reads back the SLO's counts (GetMetricData); only with an SLO
+    sns: Any = None  # the alert topic's client, for SLO burn messages
 
     def run(self) -> dict[str, Any]:
-        """Once a minute, under a lease: overdue gauges, silence detection, canaries.
+        """Once a minute, under a lease: overdue gauges, silence detection, canaries, SLO burn rates.
 
         Each part runs even when another fails (the failure is logged and counted).
         """
@@ -60,6 +63,8 @@ class Schedule:
             parts.append(("seconds_since_last_event", self._silence))
         if self.config.canary_interval_minutes > 0:
             parts.append(("canaries", self._canaries))
+        if self.config.slo_objective:
+            parts.append(("slo_burn", self._slo_burn))
         for name, part in parts:
             try:
                 result[name] = part(now_s)
@@ -188,3 +193,19 @@ class Schedule:
             logger.warning("canary version not deleted", extra={"bucket": bucket, "error": repr(error)})
             return False
         return True
+
+    def _slo_burn(self, now_s: float) -> dict[str, Any]:
+        """Every five minutes: each pair's SLO burn rates, and a message when its firing policies change."""
+        cfg = self.config
+        burns = SloBurns(
+            objective=cfg.slo_objective,
+            window_days=cfg.slo_window_days,
+            cloudwatch=self.cloudwatch,
+            store=self.store,
+            counters=self.counters,
+            namespace=cfg.metrics_namespace,
+            service=cfg.service_name,
+            sns=self.sns,
+            topic_arn=cfg.alert_topic_arn,
+        )
+        return burns.run(self.topology.get().pairs(), now_s)

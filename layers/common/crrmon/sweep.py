@@ -53,11 +53,20 @@ class Sweeper:
     counters: Counters
     clock: Callable[[], float]
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+    cloudwatch: Any = None  # only with an SLO: the schedule reads its counts back
 
     def __post_init__(self) -> None:
         self.deadlines = Deadlines(self.config, self.store, self.evidence, self.topology, self.counters, self.clock)
         self.schedule = Schedule(
-            self.config, self.store, self.evidence, self.topology, self.counters, self.clock, self.holder
+            self.config,
+            self.store,
+            self.evidence,
+            self.topology,
+            self.counters,
+            self.clock,
+            self.holder,
+            cloudwatch=self.cloudwatch,
+            sns=self.publisher.sns if self.publisher else None,
         )
 
     # ---- deadline timers ----------------------------------------------------------------------
