@@ -303,7 +303,9 @@ def test_a_refused_head_is_counted_by_its_bucket(ddb):
 def test_the_schedule_runs_once_a_minute_under_its_lease(env):
     env.seed("v1#k", DST, due=int(NOW) - 100, **SOURCE_ONLY)  # first seen 100 s ago
     env.store.mark_overdue("v1#k", DST, pair="src>dst", now_ms=1)
-    assert env.sweeper.scheduled() == {"oldest_overdue_age": {"src>dst": 100, "src>dst2": 0}}
+    result = env.sweeper.scheduled()
+    assert result["oldest_overdue_age"] == {"src>dst": 100, "src>dst2": 0}
+    assert result["overdue_by_age"]["src>dst"]["<15m"] == 1 and sum(result["overdue_by_age"]["src>dst2"].values()) == 0
     assert env.counters.values("OldestOverdueAge", (("SourceBucket", SRC), ("DestinationBucket", DST))) == [100]
     other = env.sweeper_with(counters=Counters())
     assert other.scheduled() == {"skipped": "another run holds the lease"}
