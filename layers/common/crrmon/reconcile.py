@@ -53,6 +53,7 @@ class Version:
     latest: bool = True
     delete_marker: bool = False
     replication_status: str | None = None  # from S3 Inventory reports only
+    encryption: str | None = None  # from S3 Inventory reports only, in a HEAD's words (crrmon.inventory)
 
 
 def versions_of_page(page: dict[str, Any]) -> list[Version]:
@@ -270,9 +271,25 @@ class Reconciler:
         return {"complete": True, **progress}
 
     def _feed(self, bucket: str, topology: Topology, versions: list[Version]) -> None:
-        region = topology.regions.get(bucket) or self.region
-        events = [object_event(v, bucket=bucket, region=region, account=self.account) for v in versions]
-        sent = send_events(self.sqs, self.config.events_queue_url, events)
-        self.counters.add("ReconcileEventsFed", sent)
-        if sent < len(events):
-            raise RuntimeError(f"the EventsQueue accepted {sent} of {len(events)} replayed events")
+        feed(
+            self.sqs,
+            self.config.events_queue_url,
+            versions,
+            bucket=bucket,
+            region=topology.regions.get(bucket) or self.region,
+            account=self.account,
+            counters=self.counters,
+        )
+
+
+def feed(
+    sqs, queue_url: str, versions: list[Version], *, bucket: str, region: str, account: str, counters: Counters
+) -> int:
+    """Send the monitor the events S3 would have sent for `versions` of `bucket` (ReconcileEventsFed);
+    an error when the EventsQueue did not take them all, so the caller's pass stops where it stands."""
+    events = [object_event(v, bucket=bucket, region=region, account=account) for v in versions]
+    sent = send_events(sqs, queue_url, events)
+    counters.add("ReconcileEventsFed", sent)
+    if sent < len(events):
+        raise RuntimeError(f"the EventsQueue accepted {sent} of {len(events)} replayed events")
+    return sent
