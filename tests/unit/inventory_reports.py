@@ -57,9 +57,11 @@ def put_report(
     folder: str = "2026-12-07T01-00Z",
     schema: str = SCHEMA,
     file_format: str = "CSV",
+    base: str = "inv/{bucket}/all",
 ) -> str:
-    """Write the data files and their manifest under inv/<source>/all/<folder>/; the manifest's key."""
-    base = f"inv/{source_bucket}/all"
+    """Write the data files and their manifest under `base`/<folder>/ (`{bucket}`: the source bucket's
+    name, as S3 puts it between the configured prefix and the configuration ID); the manifest's key."""
+    base = base.replace("{bucket}", source_bucket)
     entries = []
     for i, content in enumerate(files):
         data = content if isinstance(content, bytes) else csv_gz(content)

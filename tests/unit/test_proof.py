@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
@@ -14,7 +15,9 @@ from crrmon import inventory, proof
 from crrmon.metrics import Counters
 from crrmon.store import PROOF_PK, Store, make_pk
 from crrmon.topology import Rule, Topology
+from crrmon_local.cfn import load_template
 
+from .conftest import TEMPLATE
 from .inventory_reports import SCHEMA, put_report, row
 
 SCHEMA_FIELDS = tuple(f.strip() for f in SCHEMA.split(","))
@@ -264,3 +267,38 @@ def test_the_newest_manifest_is_found_by_its_folder_name(aws):
         put_report(s3, INV, SRC, [], folder=folder)
     assert proof.latest_manifest(s3, INV, f"inv/{SRC}/all") == f"inv/{SRC}/all/2026-12-07T01-00Z/manifest.json"
     assert proof.latest_manifest(s3, INV, "inv/nothing/") is None
+
+
+def test_the_athena_table_has_a_column_for_every_field_of_the_proof_line():
+    table = load_template(TEMPLATE)["Resources"]["ArchiveTable"]["Properties"]["TableInput"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    manifest = inventory.parse_manifest(b'{"fileFormat": "CSV", "fileSchema": "Key, VersionId"}', bucket="b", key="m")
+    line = proof.proof_line(
+        proof.PairDay(SRC, DST, DAY, manifest, manifest), dict.fromkeys(proof.COUNTS, 1), 5, now_s=NOW
+    )
+    assert set(line) <= set(columns)
+    assert all(columns[name] == "bigint" for name in proof.COUNTS)
+
+
+def test_reports_are_found_per_bucket_and_the_day_proven_is_the_one_before_the_earlier_report():
+    reports = proof.Reports("s3://reports/daily/{bucket}/all-versions")
+    assert reports.folder("src") == ("reports", "daily/src/all-versions")
+    manifest = inventory.parse_manifest(b'{"fileFormat": "CSV", "fileSchema": "Key, VersionId"}', bucket="b", key="m")
+    early = replace(manifest, created_s=datetime(2026, 12, 7, 0, 30, tzinfo=UTC).timestamp())
+    late = replace(manifest, created_s=datetime(2026, 12, 8, 3, tzinfo=UTC).timestamp())
+    assert proof.proof_day(early, late) == proof.proof_day(late, early) == "2026-12-06"
+    undated = replace(manifest, key="x/src/cfg/2026-12-09T05-00Z/manifest.json")
+    assert proof.proof_day(undated) == "2026-12-08"  # no creationTimestamp: the folder's name
+
+
+def test_the_scheduled_proof_lists_a_bucket_without_report_and_skips_a_destination_without_one(aws, ddb, tmp_path):
+    s3 = aws[0]
+    reports = proof.Reports(f"s3://{INV}/inv/{{bucket}}/all")
+    p = prover(aws, ddb, Clock(NOW), tmp_path)
+    assert proof.prove_bucket(p, reports, SRC, TOPOLOGY, NOW + 600) is None  # no report yet: list it
+    put_report(s3, INV, SRC, [[CASES[0][0]]])
+    assert proof.prove_bucket(p, reports, SRC, TOPOLOGY, NOW + 600) == {DST: {"error": "no inventory report"}}
+    assert p.counters.total("InventoryReportsMissing") == 1
+    put_report(s3, INV, DST, [[CASES[0][1]]])
+    result = proof.prove_bucket(p, reports, SRC, TOPOLOGY, NOW + 600)
+    assert result[DST]["complete"] and result[DST]["present"] == 1

@@ -320,6 +320,58 @@ def proof_line(proof: PairDay, counts: dict[str, int], total: int, *, now_s: flo
     }
 
 
+@dataclass(frozen=True)
+class Reports:
+    """Where each watched bucket's reports are: InventoryReports, "s3://BUCKET/PREFIX/{bucket}/CONFIGURATION-ID",
+    the inventory configuration's destination and ID (S3 adds the inventoried bucket's name in between)."""
+
+    template: str
+
+    def folder(self, bucket: str) -> tuple[str, str]:
+        """(bucket holding the reports, the prefix of the dated report folders of `bucket`)."""
+        url = self.template.replace("{bucket}", bucket).removeprefix("s3://")
+        holder, _, prefix = url.partition("/")
+        return holder, prefix
+
+
+def proof_day(*manifests: Manifest) -> str:
+    """The UTC day both reports cover whole: the day before the earlier report began."""
+    began = min(m.created_s if m.created_s is not None else folder_time(m.key) for m in manifests)
+    return (datetime.fromtimestamp(began, UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def folder_time(manifest_key: str) -> float:
+    """A report folder's name, YYYY-MM-DDTHH-MMZ, as epoch seconds."""
+    folder = manifest_key.rstrip("/").rsplit("/", 2)[-2]
+    return datetime.strptime(folder, "%Y-%m-%dT%H-%MZ").replace(tzinfo=UTC).timestamp()
+
+
+def prove_bucket(prover: Prover, reports: Reports, source: str, topology: Topology, stop_at: float):
+    """The scheduled run's daily proof of each pair of `source`: None when `source` has no report yet (the
+    run lists it instead); else, per destination, the proof's progress or why there is none."""
+    holder, prefix = reports.folder(source)
+    key = latest_manifest(prover.s3, holder, prefix)
+    if key is None:
+        return None
+    source_manifest = inventory.read_manifest(prover.s3, holder, key)
+    result: dict[str, Any] = {}
+    for destination in sorted({r.destination_bucket for r in topology.sources.get(source, ()) if r.enabled}):
+        holder, prefix = reports.folder(destination)
+        key = latest_manifest(prover.s3, holder, prefix)
+        if key is None:
+            logger.warning("no inventory report of a destination", extra={"bucket": destination, "prefix": prefix})
+            prover.counters.add("InventoryReportsMissing", 1)
+            result[destination] = {"error": "no inventory report"}
+            continue
+        destination_manifest = inventory.read_manifest(prover.s3, holder, key)
+        day = proof_day(source_manifest, destination_manifest)
+        pair = PairDay(source, destination, day, source_manifest, destination_manifest)
+        result[destination] = prover.run(pair, topology, stop_at)
+        if not result[destination]["complete"]:
+            break
+    return result
+
+
 def latest_manifest(s3, bucket: str, prefix: str) -> str | None:
     """The key of the newest manifest.json under `prefix` (`<destination prefix>/<source bucket>/<config ID>/`):
     report folders are named by their UTC start time, YYYY-MM-DDTHH-MMZ, so the greatest name is the newest."""

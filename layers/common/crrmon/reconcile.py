@@ -12,6 +12,8 @@ asks, as "Object Deleted" events.
 The scheduled run (ReconcileSchedule in template.yaml) lists a bounded number of pages per run and
 remembers, per bucket, where its pass stands (`__reconcile__` items), so a pass over a large bucket
 spans several runs. `crrmon reconcile` uses the same listing and feeding, and compares replicas too.
+With InventoryReports set, a bucket whose S3 Inventory report exists gets the daily proof instead of
+the listing (crrmon.proof), which feeds what it finds missing through `feed` here.
 """
 
 from __future__ import annotations
@@ -170,6 +172,9 @@ class Reconciler:
     account: str
     region: str
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The daily proof from S3 Inventory reports (crrmon.proof.prove_bucket), when InventoryReports is set:
+    # for a bucket whose report it finds, it stands in for the listing pass; None (no report): the bucket is listed.
+    prove: Callable[[str, Topology, float], dict[str, Any] | None] | None = None
 
     def scheduled(self, remaining_s: float) -> dict[str, Any]:
         """One run: continue each bucket's pass until `remaining_s` (less a margin) is used up."""
@@ -194,7 +199,10 @@ class Reconciler:
                 if self.clock() >= stop_at:
                     break
                 try:
-                    result[bucket] = self._bucket(bucket, topology, states.get(bucket, {}), stop_at)
+                    proved = self.prove(bucket, topology, stop_at) if self.prove else None
+                    if proved is None:
+                        proved = self._bucket(bucket, topology, states.get(bucket, {}), stop_at)
+                    result[bucket] = proved
                 except Exception as error:
                     logger.warning("reconciliation of a bucket failed", extra={"bucket": bucket, "error": repr(error)})
                     self.counters.add("ReconcileErrors", 1, (("Bucket", bucket),))
