@@ -283,6 +283,8 @@ def test_the_athena_table_has_a_column_for_every_field_of_the_proof_line():
 def test_reports_are_found_per_bucket_and_the_day_proven_is_the_one_before_the_earlier_report():
     reports = proof.Reports("s3://reports/daily/{bucket}/all-versions")
     assert reports.folder("src") == ("reports", "daily/src/all-versions")
+    regional = proof.Reports("s3://reports-{region}/daily/{bucket}/all-versions")
+    assert regional.folder("dst", "eu-west-1") == ("reports-eu-west-1", "daily/dst/all-versions")
     manifest = inventory.parse_manifest(b'{"fileFormat": "CSV", "fileSchema": "Key, VersionId"}', bucket="b", key="m")
     early = replace(manifest, created_s=datetime(2026, 12, 7, 0, 30, tzinfo=UTC).timestamp())
     late = replace(manifest, created_s=datetime(2026, 12, 8, 3, tzinfo=UTC).timestamp())

@@ -992,9 +992,19 @@ def test_inventory_reports_are_read_only_when_configured_and_only_from_their_buc
     tpl = template()
     assert tpl["Parameters"]["InventoryReports"]["Default"] == ""
     pattern = re.compile(tpl["Parameters"]["InventoryReports"]["AllowedPattern"])
-    for good in ("", "s3://inv-bucket/{bucket}/daily", "s3://inv.bucket/a/b/{bucket}/all-versions"):
+    for good in (
+        "",
+        "s3://inv-bucket/{bucket}/daily",
+        "s3://inv.bucket/a/b/{bucket}/all-versions",
+        "s3://inventories-{region}/daily/{bucket}/crrmon",
+    ):
         assert pattern.fullmatch(good), good
-    for bad in ("s3://inv-bucket/daily", "inv-bucket/{bucket}/x", "s3://inv-bucket/{bucket}/{bucket}"):
+    for bad in (
+        "s3://inv-bucket/daily",
+        "inv-bucket/{bucket}/x",
+        "s3://inv-bucket/{bucket}/{bucket}",
+        "s3://inv-{bucket}/x/{bucket}/y",
+    ):
         assert not pattern.fullmatch(bad), bad
     role = role_of(tpl, "ReconcileFunction")["Properties"]
     (document,) = [p["PolicyDocument"] for p in role["Policies"] if p.get("PolicyName") == "Reconcile"]
@@ -1018,6 +1028,8 @@ def test_inventory_reports_are_read_only_when_configured_and_only_from_their_buc
     assert on.condition("InventoryProofEnabled")
     assert on.resolve(conditional["FindInventoryReports"][1]["Resource"]) == "arn:aws:s3:::my-reports"
     assert on.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::my-reports/*"
+    regional = resolved("s3://inventories-{region}/daily/{bucket}/crrmon")
+    assert regional.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::inventories-*/*"
     off = resolved("")
     assert not off.condition("InventoryProofEnabled")
     assert off.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::/*"  # resolvable, unused

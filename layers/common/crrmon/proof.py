@@ -323,13 +323,15 @@ def proof_line(proof: PairDay, counts: dict[str, int], total: int, *, now_s: flo
 @dataclass(frozen=True)
 class Reports:
     """Where each watched bucket's reports are: InventoryReports, "s3://BUCKET/PREFIX/{bucket}/CONFIGURATION-ID",
-    the inventory configuration's destination and ID (S3 adds the inventoried bucket's name in between)."""
+    the inventory configuration's destination and ID (S3 adds the inventoried bucket's name in between).
+    S3 writes a report only to a bucket in the inventoried bucket's region: "{region}" in BUCKET stands for
+    the watched bucket's region (one reports bucket per region, e.g. s3://inventories-{region}/...)."""
 
     template: str
 
-    def folder(self, bucket: str) -> tuple[str, str]:
+    def folder(self, bucket: str, region: str | None = None) -> tuple[str, str]:
         """(bucket holding the reports, the prefix of the dated report folders of `bucket`)."""
-        url = self.template.replace("{bucket}", bucket).removeprefix("s3://")
+        url = self.template.replace("{bucket}", bucket).replace("{region}", region or "").removeprefix("s3://")
         holder, _, prefix = url.partition("/")
         return holder, prefix
 
@@ -349,14 +351,14 @@ def folder_time(manifest_key: str) -> float:
 def prove_bucket(prover: Prover, reports: Reports, source: str, topology: Topology, stop_at: float):
     """The scheduled run's daily proof of each pair of `source`: None when `source` has no report yet (the
     run lists it instead); else, per destination, the proof's progress or why there is none."""
-    holder, prefix = reports.folder(source)
+    holder, prefix = reports.folder(source, topology.regions.get(source))
     key = latest_manifest(prover.s3, holder, prefix)
     if key is None:
         return None
     source_manifest = inventory.read_manifest(prover.s3, holder, key)
     result: dict[str, Any] = {}
     for destination in sorted({r.destination_bucket for r in topology.sources.get(source, ()) if r.enabled}):
-        holder, prefix = reports.folder(destination)
+        holder, prefix = reports.folder(destination, topology.regions.get(destination))
         key = latest_manifest(prover.s3, holder, prefix)
         if key is None:
             logger.warning("no inventory report of a destination", extra={"bucket": destination, "prefix": prefix})
