@@ -58,6 +58,7 @@ def put_report(
     schema: str = SCHEMA,
     file_format: str = "CSV",
     base: str = "inv/{bucket}/all",
+    created_ms: int = 1796605200000,  # 2026-12-07T01:00Z
 ) -> str:
     """Write the data files and their manifest under `base`/<folder>/ (`{bucket}`: the source bucket's
     name, as S3 puts it between the configured prefix and the configuration ID); the manifest's key."""
@@ -72,7 +73,7 @@ def put_report(
         "sourceBucket": source_bucket,
         "destinationBucket": f"arn:aws:s3:::{bucket}",
         "version": "2016-11-30",
-        "creationTimestamp": "1796605200000",
+        "creationTimestamp": str(created_ms),
         "fileFormat": file_format,
         "fileSchema": schema,
         "files": entries,

@@ -1020,6 +1020,16 @@ def test_inventory_reports_are_read_only_when_configured_and_only_from_their_buc
     others = [s for s in document["Statement"] if "Fn::If" not in s]
     assert not any("s3:GetObject" in json.dumps(s) or 's3:ListBucket"' in json.dumps(s) for s in others)
 
+    archive = [p for p in role["Policies"] if "ArchiveDailyProofs" in json.dumps(p)]
+    assert [p["Fn::If"][0] for p in archive] == ["InventoryProofArchived"]
+    assert tpl["Conditions"]["InventoryProofArchived"] == {
+        "Fn::And": [{"Condition": "InventoryProofEnabled"}, {"Condition": "ArchiveEnabled"}]
+    }
+    (put,) = statements(archive[0]["Fn::If"][1]["PolicyDocument"])
+    assert put["Action"] == "firehose:PutRecordBatch" and put["Resource"] == {
+        "Fn::GetAtt": ["ArchiveDeliveryStream", "Arn"]
+    }
+
     def resolved(value: str) -> Resolver:
         parameters = {"SourceBuckets": "b", "ReconcileSchedule": "rate(1 day)", "InventoryReports": value}
         return Resolver(tpl, parameters, stack_name="s", region="us-east-1", account="1" * 12)
