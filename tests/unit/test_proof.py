@@ -304,3 +304,42 @@ def test_the_scheduled_proof_lists_a_bucket_without_report_and_skips_a_destinati
     put_report(s3, INV, DST, [[CASES[0][1]]])
     result = proof.prove_bucket(p, reports, SRC, TOPOLOGY, NOW + 600)
     assert result[DST]["complete"] and result[DST]["present"] == 1
+
+
+def test_a_destination_report_that_does_not_fit_in_a_run_stops_the_proof_with_a_reason(aws, ddb, tmp_path, monkeypatch):
+    monkeypatch.setattr(proof, "CLOCK_EVERY_ROWS", 1)
+    client = aws[0]
+    pair = reports(client, [[CASES[0][0]]], [[c[1] for c in CASES if c[1]]])
+    clock = Clock(NOW)
+
+    class SlowDestination(S3):
+        def get_object(self, **kwargs):
+            if f"/{DST}/" in kwargs["Key"]:
+                self.clock.now += 1000
+            return super().get_object(**kwargs)
+
+    p = prover(aws, ddb, clock, tmp_path, s3=SlowDestination(client, clock))
+    with pytest.raises(proof.ProofError, match="could not be read within one run"):
+        p.run(pair, TOPOLOGY, stop_at=NOW + 600)
+    assert p.counters.total("InventoryReportTooLarge") == 1
+    assert Store(ddb, "t").bookkeeping(PROOF_PK, [pair.name]) == {}  # nothing saved: the next run starts over
+
+
+def test_a_pass_of_another_day_leaves_no_work_files_behind(aws, ddb, tmp_path):
+    client = aws[0]
+    sources = [c[0] for c in CASES]
+    first = reports(client, [sources[0:3], sources[3:6], sources[6:9]], [[c[1] for c in CASES if c[1]]])
+    clock = Clock(NOW)
+    prover(aws, ddb, clock, tmp_path, s3=S3(client, clock)).run(first, TOPOLOGY, stop_at=NOW + 150)
+    assert len(list((tmp_path / "container-1").iterdir())) == 1  # the cut-short pass's destination rows
+    later = replace(first, day="2026-12-07")
+    prover(aws, ddb, clock, tmp_path).run(later, TOPOLOGY, stop_at=clock.now + 600)
+    assert list((tmp_path / "container-1").iterdir()) == []
+
+
+def test_a_report_folder_without_its_manifest_yet_is_passed_over(aws):
+    s3 = aws[0]
+    put_report(s3, INV, SRC, [], folder="2026-12-06T01-00Z")
+    s3.put_object(Bucket=INV, Key=f"inv/{SRC}/all/2026-12-07T01-00Z/data-being-written.csv.gz", Body=b"")
+    s3.put_object(Bucket=INV, Key=f"inv/{SRC}/all/hive/dt=2026-12-07-01-00/symlink.txt", Body=b"")
+    assert proof.latest_manifest(s3, INV, f"inv/{SRC}/all") == f"inv/{SRC}/all/2026-12-06T01-00Z/manifest.json"

@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from crrmon import inventory, verify
 from crrmon.inventory import Manifest
@@ -65,7 +66,12 @@ logger = Logger(child=True)
 KIND = "daily-proof"
 PARTITIONS = 64
 DIGEST_MODULUS = 2**256
+CLOCK_EVERY_ROWS = 10_000  # how often reading the destination's report looks at the time left
 COUNTS = ("checked", "present", "differing", "missing", "pending", "not_in_scope", "malformed")
+
+
+class ProofError(Exception):
+    """A proof that cannot go on (the run logs it and counts ReconcileErrors for the bucket)."""
 
 
 def day_of(text: str) -> tuple[float, float]:
@@ -194,6 +200,8 @@ class Prover:
         if state.get("day") == proof.day and state.get("done"):
             return {"complete": True, "already": True, **{c: int(state.get(c, 0)) for c in COUNTS}}
         if state.get("day") != proof.day or state.get("source_manifest") != proof.source_manifest.sha256:
+            if state.get("spill"):  # a pass of another day left behind: its work files go
+                Spill(os.path.join(self.work_root, f"crrmon-proof-{state['spill']}")).remove()
             state = {"day": proof.day, "source_manifest": proof.source_manifest.sha256, "next_file": 0, "sum": "0"}
             state.update(dict.fromkeys(COUNTS, 0))
             state["spill"] = uuid.uuid4().hex
@@ -210,12 +218,22 @@ class Prover:
 
         if not spill.complete():
             spill.remove()
-            replicas = (
-                v
-                for v in inventory.read_versions(self.s3, proof.destination_manifest, keep=keep, on_bad=bad)
-                if start <= v.modified_s < end
-            )
-            written = spill.write(replicas)
+
+            def replicas():
+                for file_key in proof.destination_manifest.files:
+                    for n, v in enumerate(
+                        inventory.read_file(self.s3, proof.destination_manifest, file_key, keep=keep, on_bad=bad)
+                    ):
+                        if n % CLOCK_EVERY_ROWS == 0 and self.clock() >= stop_at:
+                            self.counters.add("InventoryReportTooLarge", 1, dimensions)
+                            raise ProofError(
+                                f"the destination's report ({proof.destination_manifest.url}) could not be read "
+                                "within one run: give the function more memory or split the inventory by prefix"
+                            )
+                        if start <= v.modified_s < end:
+                            yield v
+
+            written = spill.write(replicas())
             logger.info("destination rows of the day spread", extra={"pair": proof.name, "rows": written})
         files = proof.source_manifest.files
         index = int(state.get("next_file", 0))
@@ -376,10 +394,19 @@ def prove_bucket(prover: Prover, reports: Reports, source: str, topology: Topolo
 
 def latest_manifest(s3, bucket: str, prefix: str) -> str | None:
     """The key of the newest manifest.json under `prefix` (`<destination prefix>/<source bucket>/<config ID>/`):
-    report folders are named by their UTC start time, YYYY-MM-DDTHH-MMZ, so the greatest name is the newest."""
+    report folders are named by their UTC start time, YYYY-MM-DDTHH-MMZ, so the greatest name is the newest
+    (of the two newest, the first that holds its manifest)."""
     prefix = prefix.rstrip("/") + "/"
     folders: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-    dated = sorted(f for f in folders if f[len(prefix) :].rstrip("/")[:4].isdigit())
-    return f"{dated[-1]}manifest.json" if dated else None
+    dated = sorted((f for f in folders if f[len(prefix) :].rstrip("/")[:4].isdigit()), reverse=True)
+    for folder in dated[:2]:  # S3 writes manifest.json last: the newest folder may still be in the making
+        try:
+            s3.head_object(Bucket=bucket, Key=f"{folder}manifest.json")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            continue
+        return f"{folder}manifest.json"
+    return None
