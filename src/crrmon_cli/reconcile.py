@@ -12,15 +12,10 @@ ETags differ legitimately for SSE-KMS objects and for replicas re-encrypted unde
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 from collections import Counter
-from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
+from crrmon import inventory
 from crrmon.reconcile import Version, object_event, send_events, untracked, versions_of_page
 from crrmon.topology import load_topology
 from crrmon_cli import watched
@@ -44,37 +39,18 @@ def list_versions(s3, bucket: str, prefix: str, page_size: int, label: str) -> d
 
 
 def inventory_versions(s3, url: str, prefix: str, label: str) -> dict[tuple[str, str], Version]:
-    """Versions from an S3 Inventory report: its manifest.json and the gzipped CSV files it lists."""
+    """Versions from an S3 Inventory report: its manifest.json and the CSV files it lists (crrmon.inventory)."""
     bucket, key = s3_url(url, key_required=True)
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    if manifest.get("fileFormat", "CSV").upper() != "CSV":
-        raise UsageError(f"{url}: only CSV inventory reports can be read (this one is {manifest.get('fileFormat')})")
-    schema = [name.strip() for name in manifest["fileSchema"].split(",")]
-    if "VersionId" not in schema:
-        raise UsageError(f"{url}: the inventory has no VersionId field (configure it with all versions)")
+    try:
+        manifest = inventory.read_manifest(s3, bucket, key)
+    except inventory.InventoryError as error:
+        raise UsageError(str(error)) from None
     found: dict[tuple[str, str], Version] = {}
-    with Progress(f"reading inventory of {label}", len(manifest.get("files", []))) as progress:
-        for entry in manifest.get("files", []):
-            data = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            for values in csv.reader(io.StringIO(data.decode("utf-8"))):
-                row = dict(zip(schema, values, strict=False))
-                object_key = unquote_plus(row.get("Key", ""))
-                if not object_key.startswith(prefix):
-                    continue
-                modified = row.get("LastModifiedDate") or "1970-01-01T00:00:00Z"
-                version = Version(
-                    key=object_key,
-                    version_id=row.get("VersionId") or "null",
-                    size=int(row["Size"]) if row.get("Size") else None,
-                    etag=(row.get("ETag") or "").strip('"') or None,
-                    modified_s=datetime.fromisoformat(modified.replace("Z", "+00:00")).timestamp(),
-                    latest=row.get("IsLatest", "true").lower() == "true",
-                    delete_marker=row.get("IsDeleteMarker", "false").lower() == "true",
-                    replication_status=row.get("ReplicationStatus") or None,
-                )
-                found[(version.key, version.version_id)] = version
+    with Progress(f"reading inventory of {label}", len(manifest.files)) as progress:
+        for file_key in manifest.files:
+            for version in inventory.read_file(s3, manifest, file_key):
+                if version.key.startswith(prefix):
+                    found[(version.key, version.version_id)] = version
             progress.add()
     return found
 

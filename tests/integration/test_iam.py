@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -17,6 +18,7 @@ from crrmon_local import emulator
 from crrmon_local.cfn import load_template, translate
 from crrmon_local.lambdas import RUNNING, invoke, load_handler
 
+from ..unit.inventory_reports import put_report, row
 from .conftest import (
     BIDI_A,
     BIDI_B,
@@ -25,6 +27,7 @@ from .conftest import (
     OTHER,
     READER,
     REGION,
+    REGIONS,
     RPO,
     SRC,
     TAGGED,
@@ -42,7 +45,9 @@ PARAMETERS = {
     "ReconcileSchedule": "rate(6 hours)",
     "ReaderRoleArns": READER,
     "AllowedAccounts": OTHER,
+    "InventoryReports": "s3://inventories-{region}/daily/{bucket}/crrmon",
 }
+INVENTORY_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 # Allowed for the answers S3 gives, not called: a HEAD of a missing version answers 404 only to a caller
 # that may list the bucket (403 otherwise).
 ANSWER_SIDE = {("s3:ListBucket", "SourceBuckets"), ("s3:ListBucket", "DestinationBuckets")}
@@ -83,6 +88,7 @@ ACTIONS = {  # (service, operation) -> IAM action, where the names differ
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
     ("s3", "GetBucketReplication"): "s3:GetReplicationConfiguration",
     ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
 }
 
 
@@ -114,6 +120,8 @@ def kinds_of_call(stack, service: str, params: dict) -> set[str]:
         return {"ArchiveDeliveryStream"} if params["DeliveryStreamName"] == stack.delivery_stream_name else {"?"}
     if service == "s3":
         suffix = "/*" if "Key" in params else ""
+        if params["Bucket"] in {f"inventories-{region}" for region in INVENTORY_REGIONS}:
+            return {f"InventoryReports{suffix}"}
         found = {
             f"{name}{suffix}"
             for name in ("SourceBuckets", "DestinationBuckets")
@@ -171,6 +179,8 @@ def kinds_of_resource(resource) -> set[str]:
             out.add("key")
         if "TopologyParameterName" in text:
             out.add("ssm")
+        if "InventoryReports" in text:
+            out.add("InventoryReports/*" if "/*" in text else "InventoryReports")
     return out
 
 
@@ -269,7 +279,12 @@ def world(aws, clock, monkeypatch, capsys, backup_account):
     """The harness's world with the tour's parameters: a destination in another account, read through its
     role, whose forwarder topic's subscription is confirmed."""
     yield cross_account_world(
-        aws, clock, monkeypatch, ReconcileSchedule=PARAMETERS["ReconcileSchedule"], ReaderRoleArns=READER
+        aws,
+        clock,
+        monkeypatch,
+        ReconcileSchedule=PARAMETERS["ReconcileSchedule"],
+        ReaderRoleArns=READER,
+        InventoryReports=PARAMETERS["InventoryReports"],
     )
     runtime.reset()
 
@@ -334,20 +349,50 @@ def tour(world) -> None:
     world.ddb.delete_item(TableName=world.stack.table_name, Key={"pk": {"S": item["pk"]}, "dest": {"S": DST}})
     world.mappings.stream.ttl_removed.add((item["pk"], DST))
     world.run()
-    # Reconciliation (its schedule is off in the harness's stack: invoked as the schedule would).
+    # Reconciliation (its schedule is off in the harness's stack: invoked as the schedule would). SRC has
+    # S3 Inventory reports: its pairs get the daily proof, which finds the lost version missing in DST's
+    # report and feeds it; the other source buckets have none and are listed.
     lost = world.put(SRC, "tour/lost")
     world.replicate(SRC, "tour/lost", lost, DST)
     world.advance(3600)
+    inventory_reports(world, lost)
     invoke(load_handler("reconcile"), {"detail-type": "Scheduled Event", "detail": {}}, "ReconcileFunction")
     world.run()
     assert world.item("tour/lost", lost["version_id"], DST) is not None  # fed back and recorded
 
 
+def inventory_reports(world, lost: dict) -> None:
+    """Daily reports of SRC (holding the lost version, written the day before) and of its destinations."""
+    now = world.clock()
+    day_start = (now // 86400 - 1) * 86400
+    written = now - 23 * 3600 if now - 23 * 3600 < day_start + 86400 else day_start + 86400 - 60
+    when = datetime.fromtimestamp(written, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for region in INVENTORY_REGIONS:
+        configuration = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        world.s3.create_bucket(Bucket=f"inventories-{region}", **configuration)
+    reports = {
+        SRC: [row(SRC, "tour/lost", lost["version_id"], size=lost["size"], etag=lost["etag"], modified=when)],
+        DST: [],
+        DST2: [],
+    }
+    for bucket, rows in reports.items():
+        put_report(
+            world.s3,
+            f"inventories-{REGIONS[bucket]}",
+            bucket,
+            [rows],
+            base="daily/{bucket}/crrmon",
+            created_ms=int(now * 1000),
+        )
+
+
 def test_each_function_calls_exactly_what_its_policy_allows(world, recorded):
     tour(world)
-    statuses = {(line["key"], line["destination_bucket"], line["status"]) for line in world.archive()}
+    statuses = {(line.get("key"), line["destination_bucket"], line.get("status")) for line in world.archive()}
     assert ("tour/unjudged", DST, "EXPIRED") in statuses and ("tour/late", DST2, "FAILED") in statuses  # paths taken
     assert ("tour/other-account", XDST, "COMPLETED") in statuses
+    proofs = {(p["destination_bucket"], p["missing"]) for p in world.archive() if p.get("kind") == "daily-proof"}
+    assert proofs == {(DST, 1), (DST2, 1)}
     by_function: dict[str, set[tuple[str, frozenset[str]]]] = {}
     for function, action, kinds in recorded:
         by_function.setdefault(function, set()).add((action, kinds))

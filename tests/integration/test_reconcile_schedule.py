@@ -286,3 +286,43 @@ def test_feeding_sends_in_batches_of_ten_and_counts_what_sqs_accepted(world, ses
     assert {make_pk(e["detail"]["object"]["version-id"], e["detail"]["object"]["key"]) for e in events} == {
         make_pk(v.version_id, v.key) for v in versions
     }
+
+
+def test_with_inventory_reports_a_bucket_with_a_report_is_proven_instead_of_listed(aws, clock, monkeypatch):
+    """InventoryReports set: SRC's pairs are proven from their reports (crrmon.proof); the buckets without a
+    report (the bidirectional pair) are listed as before."""
+    from ..unit.inventory_reports import put_report, row
+    from .conftest import build_world
+
+    world = build_world(aws, clock, monkeypatch, InventoryReports="s3://inventories/daily/{bucket}/all-versions")
+    boto3.setup_default_session(region_name=REGION)
+    runtime.reset()
+    try:
+        world.s3.create_bucket(Bucket="inventories")
+        reports = {
+            SRC: [[row(SRC, "p/ok", "v1"), row(SRC, "p/missing", "v2"), row(SRC, "p/pending", "v3", status="PENDING")]],
+            DST: [[row(DST, "p/ok", "v1", status="REPLICA")]],
+            DST2: [[row(DST2, "p/ok", "v1", status="REPLICA"), row(DST2, "p/missing", "v2", status="REPLICA")]],
+        }
+        for bucket, files in reports.items():
+            put_report(world.s3, "inventories", bucket, files, base="daily/{bucket}/all-versions")
+        world.clock.t = datetime(2026, 12, 7, 2, tzinfo=UTC).timestamp()  # an hour after the reports began
+
+        result = run_reconcile(world)
+        assert set(result[SRC]) == {DST, DST2}
+        west, eu = result[SRC][DST], result[SRC][DST2]
+        assert west["complete"] and (west["checked"], west["present"], west["missing"], west["pending"]) == (3, 1, 1, 1)
+        assert eu["complete"] and (eu["present"], eu["missing"], eu["pending"]) == (2, 0, 1)
+        assert "listed" in result[BIDI_A] and "listed" in result[BIDI_B]
+        (event,) = fed_events(world)  # the missing version, written 16 h ago, unknown to the monitor
+        assert event["detail"]["object"]["key"] == "p/missing" and event["detail"]["bucket"]["name"] == SRC
+        proofs = [line for line in world.archive() if line.get("kind") == "daily-proof"]
+        assert sorted((p["destination_bucket"], p["day"], p["missing"]) for p in proofs) == [
+            (DST2, "2026-12-06", 0),
+            (DST, "2026-12-06", 1),
+        ]
+        again = run_reconcile(world)  # the day is proven: nothing read or fed twice
+        assert again[SRC][DST]["already"] and len(world.archive()) == len(proofs)
+    finally:
+        boto3.DEFAULT_SESSION = None
+        runtime.reset()

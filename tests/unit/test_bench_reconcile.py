@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 
 import boto3
 import pytest
@@ -105,3 +106,29 @@ def test_the_report_has_a_reconciliation_section_and_summary_rows(runs, prices):
     assert f"{runs['tracked'].cpu_ms_per_thousand:,.0f} ms" in text
     assert "| s3.ListObjectVersions | 1,176 | 1,333 | 1,667 | LIST requests |" in text  # 3, 2 and 2 pages
     assert len(summary) == 2 and all(row.startswith("| reconciliation ") for row in summary)
+
+
+def test_a_daily_proof_is_billed_per_report_row_and_compared_with_listing_and_rvt_s3(prices):
+    rows = cost.proof_comparison(
+        prices, reconcile_usd_per_million=0.07, scan_seconds=2e-6, memory_mb=1024, arch="arm64", destinations=1
+    )
+    by_name = {name.split(" (")[0]: (per_pass, per_month) for name, per_pass, per_month in rows}
+    inventory, listing = by_name["daily proof from S3 Inventory reports"], by_name["the same comparison from listings"]
+    # two reports (source, destination) of a million rows each, their GETs, and 2 x 2 s of Lambda at 1 GB
+    expected = 2 * 0.0025 + 2 * 0.0004 / 1000 + 2 * 2.0 * 1.33334e-05
+    assert inventory[0] == pytest.approx(expected) and inventory[1] == pytest.approx(30 * expected)
+    assert listing[0] == pytest.approx(2 * 1000 * 0.005 / 1000)  # 2,000 LIST requests of 1,000 versions
+    assert by_name["scheduled reconciliation, one pass"] == pytest.approx((0.07, 2.1))
+    assert by_name["RVT-S3, published"] == pytest.approx((0.002, 0.06))
+    two = cost.proof_comparison(prices, reconcile_usd_per_million=0, scan_seconds=2e-6, memory_mb=1024, destinations=2)
+    assert two[0][1] == pytest.approx(inventory[0] * 1.5)  # a third report to read
+
+
+def test_reading_an_inventory_report_is_timed_per_row_and_reported(runs, prices):
+    scan = speed.inventory_scan(4_000, rounds=2, day_share=0.1)
+    assert scan.rows == 4_000 and scan.day_rows == 400 and len(scan.cpu_s) == 2
+    assert scan.seconds_per_row == pytest.approx(statistics.median(scan.cpu_s) / 4_000) and scan.seconds_per_row > 0
+    text = "\n".join(report.proof_section(scan, runs, prices))
+    assert text.startswith("### Daily proof from S3 Inventory reports")
+    assert "| RVT-S3, published (Athena over S3 Inventory) | $0.0020 | $0.060 |" in text
+    assert "4,000 rows" in text and "400 of them of the day" in text

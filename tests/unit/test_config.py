@@ -53,3 +53,12 @@ def test_the_stack_name_reaches_the_command_digests_suggest(fake_credentials, mo
         assert runtime.publisher().monitor == Monitor(stack="crr-monitor", region="eu-west-1")
     finally:
         runtime.reset()
+
+
+def test_inventory_reports_name_their_place_with_the_bucket_placeholder():
+    cfg = Config.from_env({"TABLE_NAME": "t", "INVENTORY_REPORTS": " s3://reports/daily/{bucket}/all "})
+    assert cfg.inventory_reports == "s3://reports/daily/{bucket}/all"
+    assert Config.from_env({"TABLE_NAME": "t"}).inventory_reports == ""
+    for bad in ("reports/daily/{bucket}/all", "s3://reports/daily/all"):
+        with pytest.raises(ValueError, match="INVENTORY_REPORTS"):
+            Config(table_name="t", inventory_reports=bad)

@@ -986,3 +986,60 @@ def test_slo_fast_alarm_fires_at_the_workbooks_burn_rate():
     [returned] = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
     assert evaluate(returned["Expression"], bad=144, total=10_000) == pytest.approx(alarm["Threshold"])
     assert evaluate(returned["Expression"], bad=143, total=10_000) < alarm["Threshold"]
+
+
+def test_inventory_reports_are_read_only_when_configured_and_only_from_their_bucket():
+    tpl = template()
+    assert tpl["Parameters"]["InventoryReports"]["Default"] == ""
+    pattern = re.compile(tpl["Parameters"]["InventoryReports"]["AllowedPattern"])
+    for good in (
+        "",
+        "s3://inv-bucket/{bucket}/daily",
+        "s3://inv.bucket/a/b/{bucket}/all-versions",
+        "s3://inventories-{region}/daily/{bucket}/crrmon",
+    ):
+        assert pattern.fullmatch(good), good
+    for bad in (
+        "s3://inv-bucket/daily",
+        "inv-bucket/{bucket}/x",
+        "s3://inv-bucket/{bucket}/{bucket}",
+        "s3://inv-{bucket}/x/{bucket}/y",
+    ):
+        assert not pattern.fullmatch(bad), bad
+    role = role_of(tpl, "ReconcileFunction")["Properties"]
+    (document,) = [p["PolicyDocument"] for p in role["Policies"] if p.get("PolicyName") == "Reconcile"]
+    conditional = {
+        item["Fn::If"][1]["Sid"]: (item["Fn::If"][0], item["Fn::If"][1])
+        for item in document["Statement"]
+        if isinstance(item, dict) and "Fn::If" in item and "Inventory" in json.dumps(item)
+    }
+    assert set(conditional) == {"FindInventoryReports", "ReadInventoryReports"}
+    assert {condition for condition, _ in conditional.values()} == {"InventoryProofEnabled"}
+    assert conditional["FindInventoryReports"][1]["Action"] == "s3:ListBucket"
+    assert conditional["ReadInventoryReports"][1]["Action"] == "s3:GetObject"
+    others = [s for s in document["Statement"] if "Fn::If" not in s]
+    assert not any("s3:GetObject" in json.dumps(s) or 's3:ListBucket"' in json.dumps(s) for s in others)
+
+    archive = [p for p in role["Policies"] if "ArchiveDailyProofs" in json.dumps(p)]
+    assert [p["Fn::If"][0] for p in archive] == ["InventoryProofArchived"]
+    assert tpl["Conditions"]["InventoryProofArchived"] == {
+        "Fn::And": [{"Condition": "InventoryProofEnabled"}, {"Condition": "ArchiveEnabled"}]
+    }
+    (put,) = statements(archive[0]["Fn::If"][1]["PolicyDocument"])
+    assert put["Action"] == "firehose:PutRecordBatch" and put["Resource"] == {
+        "Fn::GetAtt": ["ArchiveDeliveryStream", "Arn"]
+    }
+
+    def resolved(value: str) -> Resolver:
+        parameters = {"SourceBuckets": "b", "ReconcileSchedule": "rate(1 day)", "InventoryReports": value}
+        return Resolver(tpl, parameters, stack_name="s", region="us-east-1", account="1" * 12)
+
+    on = resolved("s3://my-reports/daily/{bucket}/all")
+    assert on.condition("InventoryProofEnabled")
+    assert on.resolve(conditional["FindInventoryReports"][1]["Resource"]) == "arn:aws:s3:::my-reports"
+    assert on.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::my-reports/*"
+    regional = resolved("s3://inventories-{region}/daily/{bucket}/crrmon")
+    assert regional.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::inventories-*/*"
+    off = resolved("")
+    assert not off.condition("InventoryProofEnabled")
+    assert off.resolve(conditional["ReadInventoryReports"][1]["Resource"]) == "arn:aws:s3:::/*"  # resolvable, unused

@@ -43,6 +43,7 @@ ENV_VARS = (
     "STACK_NAME",
     "SLO_OBJECTIVE",
     "SLO_WINDOW_DAYS",
+    "INVENTORY_REPORTS",
 )
 
 
@@ -81,6 +82,9 @@ class Config:
     # The replication SLO (crrmon.slo): a percent of objects within their RPO; a string is parsed. None: off.
     slo_objective: Fraction | str | None = None
     slo_window_days: int = 30
+    # Where the watched buckets' S3 Inventory reports are, "s3://BUCKET/PREFIX/{bucket}/CONFIGURATION-ID"
+    # (crrmon.proof). Empty: the scheduled reconciliation lists the buckets instead.
+    inventory_reports: str = ""
     # Where the EMF metrics go (Powertools reads the same variables): what the SLO's evaluation reads back.
     metrics_namespace: str = "CRRMonitor"
     service_name: str = "crr-monitor"
@@ -97,6 +101,10 @@ class Config:
         if isinstance(self.slo_objective, str):
             object.__setattr__(self, "slo_objective", parse_objective(self.slo_objective))
         check_window_days(self.slo_window_days)
+        if self.inventory_reports and not (
+            self.inventory_reports.startswith("s3://") and "{bucket}" in self.inventory_reports
+        ):
+            raise ValueError("INVENTORY_REPORTS must be s3://BUCKET/PREFIX/{bucket}/CONFIGURATION-ID")
         largest_rpo = max([self.rpo_seconds, *(c.rpo_seconds for c in self.rpo_classes)])
         if self.give_up_seconds < largest_rpo:
             # The template cannot compare two parameters; a give-up age below the RPO means "give up
@@ -152,6 +160,7 @@ class Config:
             stack_name=get("STACK_NAME"),
             slo_objective=get("SLO_OBJECTIVE"),
             slo_window_days=int(get("SLO_WINDOW_DAYS", "30")),
+            inventory_reports=get("INVENTORY_REPORTS"),
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", "CRRMonitor"),
             service_name=get("POWERTOOLS_SERVICE_NAME", "crr-monitor"),
         )

@@ -12,6 +12,8 @@ asks, as "Object Deleted" events.
 The scheduled run (ReconcileSchedule in template.yaml) lists a bounded number of pages per run and
 remembers, per bucket, where its pass stands (`__reconcile__` items), so a pass over a large bucket
 spans several runs. `crrmon reconcile` uses the same listing and feeding, and compares replicas too.
+With InventoryReports set, a bucket whose S3 Inventory report exists gets the daily proof instead of
+the listing (crrmon.proof), which feeds what it finds missing through `feed` here.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Version:
     latest: bool = True
     delete_marker: bool = False
     replication_status: str | None = None  # from S3 Inventory reports only
+    encryption: str | None = None  # from S3 Inventory reports only, in a HEAD's words (crrmon.inventory)
 
 
 def versions_of_page(page: dict[str, Any]) -> list[Version]:
@@ -169,6 +172,9 @@ class Reconciler:
     account: str
     region: str
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The daily proof from S3 Inventory reports (crrmon.proof.prove_bucket), when InventoryReports is set:
+    # for a bucket whose report it finds, it stands in for the listing pass; None (no report): the bucket is listed.
+    prove: Callable[[str, Topology, float], dict[str, Any] | None] | None = None
 
     def scheduled(self, remaining_s: float) -> dict[str, Any]:
         """One run: continue each bucket's pass until `remaining_s` (less a margin) is used up."""
@@ -193,7 +199,10 @@ class Reconciler:
                 if self.clock() >= stop_at:
                     break
                 try:
-                    result[bucket] = self._bucket(bucket, topology, states.get(bucket, {}), stop_at)
+                    proved = self.prove(bucket, topology, stop_at) if self.prove else None
+                    if proved is None:
+                        proved = self._bucket(bucket, topology, states.get(bucket, {}), stop_at)
+                    result[bucket] = proved
                 except Exception as error:
                     logger.warning("reconciliation of a bucket failed", extra={"bucket": bucket, "error": repr(error)})
                     self.counters.add("ReconcileErrors", 1, (("Bucket", bucket),))
@@ -270,9 +279,25 @@ class Reconciler:
         return {"complete": True, **progress}
 
     def _feed(self, bucket: str, topology: Topology, versions: list[Version]) -> None:
-        region = topology.regions.get(bucket) or self.region
-        events = [object_event(v, bucket=bucket, region=region, account=self.account) for v in versions]
-        sent = send_events(self.sqs, self.config.events_queue_url, events)
-        self.counters.add("ReconcileEventsFed", sent)
-        if sent < len(events):
-            raise RuntimeError(f"the EventsQueue accepted {sent} of {len(events)} replayed events")
+        feed(
+            self.sqs,
+            self.config.events_queue_url,
+            versions,
+            bucket=bucket,
+            region=topology.regions.get(bucket) or self.region,
+            account=self.account,
+            counters=self.counters,
+        )
+
+
+def feed(
+    sqs, queue_url: str, versions: list[Version], *, bucket: str, region: str, account: str, counters: Counters
+) -> int:
+    """Send the monitor the events S3 would have sent for `versions` of `bucket` (ReconcileEventsFed);
+    an error when the EventsQueue did not take them all, so the caller's pass stops where it stands."""
+    events = [object_event(v, bucket=bucket, region=region, account=account) for v in versions]
+    sent = send_events(sqs, queue_url, events)
+    counters.add("ReconcileEventsFed", sent)
+    if sent < len(events):
+        raise RuntimeError(f"the EventsQueue accepted {sent} of {len(events)} replayed events")
+    return sent

@@ -6,6 +6,7 @@ Tests build the same domain objects with clients of their own (moto) instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -215,15 +216,36 @@ def sweeper(counters: Counters) -> Sweeper:
 
 
 def reconciler(counters: Counters, context: Any) -> Reconciler:
-    """The scheduled reconciliation. Replayed events carry this function's account, as S3's would."""
+    """The scheduled reconciliation. Replayed events carry this function's account, as S3's would. With
+    InventoryReports, the daily proof from S3 Inventory reports stands in for the listing (crrmon.proof)."""
+    cfg = config()
+    account, region = context.invoked_function_arn.split(":")[4], os.environ.get("AWS_REGION", "")
+    prove = None
+    if cfg.inventory_reports:
+        from crrmon import proof
+
+        prover = proof.Prover(
+            store=store(),
+            s3=client("s3"),
+            sqs=client("sqs"),
+            counters=counters,
+            clock=now,
+            account=account,
+            region=region,
+            events_queue_url=cfg.events_queue_url,
+            record_retention_hours=cfg.record_retention_hours,
+            archive=publisher().archive if cfg.delivery_stream_name else None,
+        )
+        prove = functools.partial(proof.prove_bucket, prover, proof.Reports(cfg.inventory_reports))
     return Reconciler(
-        config(),
+        cfg,
         store(),
         client("s3"),
         topology_cache(function_name()),
         client("sqs"),
         counters,
         now,
-        account=context.invoked_function_arn.split(":")[4],
-        region=os.environ.get("AWS_REGION", ""),
+        account=account,
+        region=region,
+        prove=prove,
     )

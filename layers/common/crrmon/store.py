@@ -27,6 +27,7 @@ HEARTBEAT_PK = "__heartbeat__"  # sort key: a watched bucket; `last` = epoch s a
 CANARY_PK = "__canary__"  # sort key: a source bucket; `last` = epoch s of the last canary, `versions` to clean
 BUDGET_PK = "__budget__"  # sort key: a bucket; `tat` = epoch ms its HEAD budget is spent until (crrmon.evidence)
 RECONCILE_PK = "__reconcile__"  # sort key: a source bucket; where its listing pass stands (crrmon.reconcile)
+PROOF_PK = "__proof__"  # sort key: "<source>><destination>"; where its daily proof stands (crrmon.proof)
 SLO_PK = "__slo__"  # sort key: a pair's name, its SLO burn policies firing; "*": the last evaluation (crrmon.slo)
 FAILED_INDEX = (
     "Failed"  # sparse: only FAILED items carry `fail_pair` (hash) and `decided_at` (range): crrmon.pair_index

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     reconcile = speed.reconcile(
         versions, passes, untracked_versions=untracked, untracked_rounds=passes, old_versions=old
     )
+    inventory_scan = speed.inventory_scan(100_000 if args.quick else 1_000_000, passes)
     step("8. scale simulation: the real domain code under load, an hour of simulated time per rate")
     scale_started = time.perf_counter()
     scale_runs = scale.run(args.quick)
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         reconcile=reconcile,
         small=small,
         scale=(scale_runs, scale_seconds),
+        inventory_scan=inventory_scan,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

@@ -237,6 +237,74 @@ def reconcile_lines(
     ]
 
 
+# ---------------------------------------------------------------- proof from S3 Inventory reports
+
+# aws-samples/sample-RVT-S3, README "Charges": "approximately $0.06 per month per million objects in scope",
+# from a daily comparison of two buckets' S3 Inventory reports with Athena. Its cost table lists Athena,
+# report PUTs and storage, and cross-region transfer; it shows no S3 Inventory listing charge.
+RVT_S3_USD_PER_MILLION_MONTH = 0.06
+INVENTORY_FILES_PER_MILLION = 1.0  # S3 writes large report files: about one GET per million rows read (upper)
+
+
+def inventory_proof_lines(*, destinations: int, scan_seconds: float, memory_mb: int, arch: str = "arm64") -> list[Line]:
+    """One daily proof (crrmon.proof), per source object: the S3 Inventory reports of the source and of
+    each destination (one row listed per object in each), the GETs of their files, and the Lambda
+    duration of reading them (`scan_seconds` per row read, at `memory_mb`)."""
+    reports = 1 + destinations
+    return [
+        Line("S3", "S3 Inventory, objects listed (source and destination reports)", reports, "s3_inventory_object"),
+        Line("S3", "GET of the reports' files", reports * INVENTORY_FILES_PER_MILLION / 1_000_000, "s3_get_request"),
+        Line(
+            "Lambda",
+            f"proof duration ({memory_mb} MB {arch})",
+            reports * scan_seconds * memory_mb / 1024,
+            f"lambda_gb_second_{arch}",
+        ),
+    ]
+
+
+def listing_proof_lines(*, destinations: int, page_size: int = 1000) -> list[Line]:
+    """The same comparison from listings (`crrmon reconcile`): ListObjectVersions of the source and of each
+    destination, `page_size` versions a LIST request. Lambda or CLI time left out."""
+    return [
+        Line("S3", "ListObjectVersions of source and destinations", (1 + destinations) / page_size, "s3_put_request")
+    ]
+
+
+def proof_comparison(
+    prices: PriceTable,
+    *,
+    reconcile_usd_per_million: float,
+    scan_seconds: float,
+    memory_mb: int,
+    arch: str = "arm64",
+    destinations: int = 1,
+    passes_per_month: int = 30,
+) -> list[tuple[str, float, float]]:
+    """(way, $ per million objects per pass, $ per million objects per month at `passes_per_month`) for: the
+    daily proof from S3 Inventory, the same from listings, the scheduled reconciliation's pass (measured,
+    passed in) and RVT-S3's published monthly figure (per pass: a thirtieth)."""
+    inventory = total_per_million(
+        inventory_proof_lines(destinations=destinations, scan_seconds=scan_seconds, memory_mb=memory_mb, arch=arch),
+        prices,
+    )
+    listing = total_per_million(listing_proof_lines(destinations=destinations), prices)
+    rows = [
+        ("daily proof from S3 Inventory reports (crrmon.proof)", inventory),
+        ("the same comparison from listings (crrmon reconcile, LIST requests only)", listing),
+        ("scheduled reconciliation, one pass (measured above: listing + table reads)", reconcile_usd_per_million),
+    ]
+    out = [(name, usd, usd * passes_per_month) for name, usd in rows]
+    out.append(
+        (
+            "RVT-S3, published (Athena over S3 Inventory)",
+            RVT_S3_USD_PER_MILLION_MONTH / 30,
+            RVT_S3_USD_PER_MILLION_MONTH,
+        )
+    )
+    return out
+
+
 # ---------------------------------------------------------------- delivery of other regions' events
 
 # How S3 events of watched buckets outside the monitor's region reach its events queue. Either way the

@@ -497,6 +497,79 @@ def waiting_s(calls: Counter, latencies: dict[str, float] | None = None) -> floa
     return sum(n * latencies.get(op, latencies.get("*", 0.0)) for op, n in calls.items())
 
 
+@dataclass
+class InventoryScan:
+    """Reading one gzipped CSV S3 Inventory file as the daily proof does (crrmon.inventory with its day filter)."""
+
+    rows: int
+    day_rows: int  # of which hold the day's date, and are parsed
+    compressed_bytes: int
+    cpu_s: list[float]  # per read
+
+    @property
+    def seconds_per_row(self) -> float:
+        return statistics.median(self.cpu_s) / self.rows
+
+
+BENCH_INVENTORY_SCHEMA = (
+    "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, ReplicationStatus, "
+    "EncryptionStatus"
+)
+
+
+def inventory_scan(rows: int, rounds: int = 3, day_share: float = 0.05) -> InventoryScan:
+    """Time reading a report of `rows` rows (one in 1/`day_share` of the day being proven), gzip included."""
+    import csv
+    import gzip
+
+    from crrmon import inventory, proof
+
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    every = max(1, round(1 / day_share))
+    for i in range(rows):
+        day = "2026-12-06" if i % every == 0 else f"2026-{1 + i % 11:02d}-{1 + i % 28:02d}"
+        writer.writerow(
+            [
+                "bench-src",
+                f"data/{i % 997:03d}/object+{i:010d}.bin",
+                f"{i:032x}",
+                "true",
+                "false",
+                str(i * 37 % 9_999_999),
+                f"{day}T{i % 24:02d}:00:00.000Z",
+                f"{(i * 2654435761) % 2**128:032x}",
+                "COMPLETED",
+                "SSE-S3",
+            ]
+        )
+    data = gzip.compress(text.getvalue().encode(), 6)
+    manifest = inventory.Manifest(
+        bucket="b",
+        key="m",
+        source_bucket="bench-src",
+        schema=inventory.parse_manifest(
+            json.dumps({"fileFormat": "CSV", "fileSchema": BENCH_INVENTORY_SCHEMA}).encode(), bucket="b", key="m"
+        ).schema,
+        files=("f.csv.gz",),
+        created_s=None,
+        sha256="",
+    )
+
+    class Reports:
+        def get_object(self, **_kwargs):
+            return {"Body": io.BytesIO(data)}
+
+    keep = proof.day_filter("2026-12-06")
+    cpu_s: list[float] = []
+    found = 0
+    for _ in range(rounds):
+        started = time.process_time()
+        found = sum(1 for _ in inventory.read_file(Reports(), manifest, "f.csv.gz", keep=keep))
+        cpu_s.append(time.process_time() - started)
+    return InventoryScan(rows=rows, day_rows=found, compressed_bytes=len(data), cpu_s=cpu_s)
+
+
 def _reconcile_passes(
     aws: canned.CannedAws, listing: workload.Listing, rounds: int, case: str, latencies: dict[str, float] | None = None
 ) -> ReconcileRun:

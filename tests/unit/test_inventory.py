@@ -1,0 +1,115 @@
+"""S3 Inventory reports read from moto S3: the manifest, gzipped CSV files streamed row by row, URL-encoded
+keys decoded, delete markers, and malformed rows logged and counted without ending the read."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from crrmon import inventory
+
+from .inventory_reports import put_report, row
+
+INV = "inventories"
+
+
+@pytest.fixture
+def s3(fake_credentials):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=INV)
+        yield client
+
+
+def test_a_manifest_names_its_bucket_schema_and_files_in_order(s3):
+    key = put_report(s3, INV, "src", [[row("src", "a", "v1")], [row("src", "b", "v2")], []])
+    manifest = inventory.read_manifest(s3, INV, key)
+    assert manifest.source_bucket == "src" and manifest.bucket == INV
+    assert manifest.schema[:3] == ("Bucket", "Key", "VersionId") and manifest.schema[-1] == "EncryptionStatus"
+    assert [f.rsplit("-", 1)[1] for f in manifest.files] == ["0.csv.gz", "1.csv.gz", "2.csv.gz"]
+    assert manifest.created_s == 1796605200.0 and len(manifest.sha256) == 64
+    assert manifest.url == f"s3://{INV}/{key}"
+
+
+def test_every_row_of_every_file_is_read_with_keys_decoded(s3):
+    files = [
+        [row("src", "plain/one", "v1", size=5), row("src", "with space/é ü 日本.txt", "v2", size=6)],
+        [row("src", "plus+sign & percent%", "v3", status="PENDING", encryption="SSE-KMS")],
+        [row("src", "gone", "v4", delete_marker=True, status="")],
+    ]
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", files))
+    versions = list(inventory.read_versions(s3, manifest))
+    assert [v.key for v in versions] == ["plain/one", "with space/é ü 日本.txt", "plus+sign & percent%", "gone"]
+    assert [v.version_id for v in versions] == ["v1", "v2", "v3", "v4"]
+    first, _, kms, marker = versions
+    assert first.size == 5 and first.etag == "d41d8cd98f00b204e9800998ecf8427e" and first.encryption == "AES256"
+    assert first.replication_status == "COMPLETED" and first.modified_s == 1796551200.0
+    assert kms.replication_status == "PENDING" and kms.encryption == "aws:kms"
+    assert marker.delete_marker and marker.size is None and marker.etag is None and marker.replication_status is None
+
+
+def test_a_file_is_decompressed_as_it_is_read(s3):
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [[row("src", "k", "v")]]))
+    body = s3.get_object(Bucket=INV, Key=manifest.files[0])["Body"]
+    reads: list[int] = []
+    real_read = body.read
+
+    def counted(amt=None):
+        reads.append(-1 if amt is None else amt)
+        return real_read(amt)
+
+    body.read = counted
+    assert len(list(inventory.lines(body, compressed=True))) == 1
+    assert -1 not in reads  # never the whole body at once
+
+
+def test_malformed_rows_are_logged_counted_and_skipped(s3, caplog):
+    good = row("src", "good", "v1")
+    short = good[:4]
+    bad_size = row("src", "bad-size", "v2")
+    bad_size[5] = "ten"
+    bad_time = row("src", "bad-time", "v3", modified="yesterday")
+    manifest = inventory.read_manifest(
+        s3, INV, put_report(s3, INV, "src", [[short, good, bad_size], [bad_time, row("src", "last", "v4")]])
+    )
+    reasons: list[str] = []
+    versions = list(inventory.read_versions(s3, manifest, on_bad=reasons.append))
+    assert [v.key for v in versions] == ["good", "last"]
+    assert len(reasons) == 3 and "4 columns" in reasons[0]
+    assert sum("inventory row skipped" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_a_line_filter_skips_rows_before_they_are_parsed(s3):
+    rows = [row("src", "today", "v1"), row("src", "earlier", "v2", modified="2026-12-05T23:59:59.000Z")]
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [rows]))
+    keep = list(inventory.read_versions(s3, manifest, keep=lambda line: "2026-12-06T" in line))
+    assert [v.key for v in keep] == ["today"]
+
+
+@pytest.mark.parametrize("file_format", ["Parquet", "ORC"])
+def test_only_csv_reports_are_read(s3, file_format):
+    key = put_report(s3, INV, "src", [], file_format=file_format)
+    with pytest.raises(inventory.InventoryError, match=r"only CSV reports.*pyarrow"):
+        inventory.read_manifest(s3, INV, key)
+
+
+def test_a_report_without_version_ids_is_refused(s3):
+    key = put_report(s3, INV, "src", [], schema="Bucket, Key, Size, LastModifiedDate")
+    with pytest.raises(inventory.InventoryError, match="no VersionId column"):
+        inventory.read_manifest(s3, INV, key)
+
+
+def test_a_manifest_that_is_not_json_is_refused():
+    with pytest.raises(inventory.InventoryError, match="not JSON"):
+        inventory.parse_manifest(b"{", bucket="b", key="k")
+
+
+def test_uncompressed_files_are_read_too(s3):
+    key = put_report(s3, INV, "src", [[row("src", "k", "v")]])
+    manifest = inventory.read_manifest(s3, INV, key)
+    plain_key = manifest.files[0].removesuffix(".gz")
+    s3.put_object(
+        Bucket=INV, Key=plain_key, Body=b'"src","a+b","v9","true","false","1","2026-12-06T00:00:00Z","e","",""\n'
+    )
+    assert [(v.key, v.size) for v in inventory.read_file(s3, manifest, plain_key)] == [("a b", 1)]
