@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from crrmon.publish import read_archive
+from crrmon.publish import is_verdict, read_archive
 from crrmon_cli import watched
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
@@ -55,6 +55,8 @@ def archive_lines(ctx: Context, since_s: float) -> Iterator[dict[str, Any]]:
                     continue
                 data = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
                 for line in read_archive(data):
+                    if not is_verdict(line):
+                        continue
                     if (line.get("detected_at") or "") < since_iso or line.get("record_id") in seen:
                         continue
                     seen.add(line.get("record_id"))
@@ -264,7 +266,8 @@ def stats_sql(athena: Athena, since_s: float) -> str:
         "approx_percentile(latency_ms, 0.5) AS p50_ms, approx_percentile(latency_ms, 0.9) AS p90_ms, "
         "approx_percentile(latency_ms, 0.99) AS p99_ms, max(latency_ms) AS max_ms "
         f"FROM {athena.relation} WHERE {partition_filter(since_s)} AND detected_at >= {sql_string(_iso(since_s))} "
-        "GROUP BY source_bucket, destination_bucket, status ORDER BY source_bucket, destination_bucket, status"
+        "AND kind IS NULL GROUP BY source_bucket, destination_bucket, status "
+        "ORDER BY source_bucket, destination_bucket, status"
     )
 
 

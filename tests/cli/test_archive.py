@@ -143,6 +143,10 @@ def test_stats_read_archive_objects_of_every_form_once_per_record_id(world, cli)
     world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "firehose-gzip.gz", Body=gzip.compress(plain))
     mixed = plain + b"".join(pack_records([line(3, "FAILED"), line(2)]))  # r1, r2 again: copies of one verdict
     world.s3.put_object(Bucket=world.stack.archive_bucket, Key=prefix + "mixed.json.gz", Body=mixed)
+    proof = {**line(9), "kind": "daily-proof", "status": None, "key": None}  # a pair's daily proof: no verdict
+    world.s3.put_object(
+        Bucket=world.stack.archive_bucket, Key=prefix + "proof.json.gz", Body=b"".join(pack_records([proof]))
+    )
     code, answer = cli.json("stats", "--since", "1h")
     row = {r["pair"]: r for r in answer["items"]}[f"{SRC}>{DST}"]
     assert code == 1 and row["objects"] == 4 and row["completed"] == 3 and row["failed"] == 1
@@ -193,7 +197,7 @@ def test_stats_through_athena_sends_the_query_and_reads_its_answer(world, cli):
     assert request["QueryExecutionContext"] == {"Database": "crrmon_test_archive"}
     assert request["ResultConfiguration"] == {"OutputLocation": "s3://results/q/"}
     assert '"crrmon_test_archive"."replication_records"' in text and "approx_percentile(latency_ms, 0.99)" in text
-    assert "GROUP BY source_bucket, destination_bucket, status" in text
+    assert "AND kind IS NULL GROUP BY source_bucket, destination_bucket, status" in text  # verdicts only
     assert "concat(year, '-', month, '-', day) >=" in text
 
 

@@ -169,7 +169,7 @@ class World:
         return lines
 
     def lines_for(self, key: str) -> list[dict]:
-        return [line for line in self.archive() if line["key"] == key]
+        return [line for line in self.archive() if line.get("key") == key]
 
     def digests(self) -> list[dict]:
         while True:

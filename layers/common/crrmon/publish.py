@@ -162,6 +162,12 @@ def read_archive(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in archive_text(data).decode("utf-8").splitlines() if raw.strip()]
 
 
+def is_verdict(line: dict[str, Any]) -> bool:
+    """A verdict's line. The archive also holds lines of another `kind` (a pair's daily proof,
+    crrmon.proof), which readers of verdicts pass over (in Athena: `kind IS NULL`)."""
+    return line.get("kind") is None
+
+
 class PublishError(Exception):
     """Archive or alert delivery failed; the caller retries the batch."""
 
