@@ -54,8 +54,9 @@ def timing(item: dict[str, Any]) -> tuple[int | None, bool]:
         # event was still on its way (or the HEAD budget was spent) did not miss its RPO if S3 wrote the
         # replica in time.
         return latency, r_time > item["due"] * 1000
-    # The replica's time is unknown (found by HEAD): what the deadline found stands.
-    return latency, item.get("status") == Status.OVERDUE.value or bool(item.get("missed_rpo"))
+    # The replica's time is unknown (found by HEAD): what the deadline found stands (an item found late is
+    # OVERDUE: `Store.mark_overdue` sets the status and `missed_rpo` together).
+    return latency, item.get("status") == Status.OVERDUE.value
 
 
 def decide(item: dict[str, Any], *, verify_mode: str) -> Verdict | str | None:
