@@ -5,6 +5,7 @@ HEAD, what it publishes, and which record a failed batch retries from."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from unittest import mock
 
 import boto3
@@ -18,7 +19,7 @@ from crrmon.match import Matcher, status_change
 from crrmon.metrics import Counters
 from crrmon.model import Status
 from crrmon.publish import Change, Publisher
-from crrmon.store import HEARTBEAT_PK, Store
+from crrmon.store import HEARTBEAT_PK, Store, Verdict
 from crrmon.timers import Timer
 
 NOW = 1_700_000_000.25
@@ -222,6 +223,37 @@ def test_a_failed_record_is_retried_with_every_record_after_it(env):
     assert env.counters.total("MatcherErrors") == 1
     ((changes, _),) = env.publisher.batches  # what came before the failure is still published
     assert [c.status for c in changes] == [Status.OVERDUE]
+
+
+def test_a_record_that_cannot_be_planned_is_retried_with_every_record_after_it(env, caplog):
+    changed = {"pk": "v0#k", "dest": DEST, "s_size": 5, "status": "OVERDUE"}
+    unknown_status = {**BOTH_SIDES, "status": "NO-SUCH-STATUS"}  # decide() cannot read it
+    answer = env.matcher.handle_batch(
+        [record(changed, seq="20"), record(unknown_status, seq="21"), record(BOTH_SIDES, seq="22")]
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "21"}]}
+    assert env.counters.total("MatcherErrors") == 1
+    [(message, error)] = warnings(caplog)
+    assert message == "stream record failed; it will be retried" and error.startswith("ValueError(")
+    ((changes, _),) = env.publisher.batches
+    assert [c.status for c in changes] == [Status.OVERDUE]
+    assert env.store.get(PK, DEST) is None  # the record after the failure was not acted on
+
+
+def test_one_items_verdict_writes_are_one_group_in_stream_order():
+    def write(pk, dest, verdict):  # as Matcher.plan makes them (not called here)
+        return partial(Store(None, "t").write_verdict, pk, dest, Verdict(verdict))
+
+    plans = [
+        (None, None, write("v1#k", "d1", Status.COMPLETED)),
+        (None, None, None),
+        (None, None, write("v2#k", "d1", Status.FAILED)),
+        (None, None, write("v1#k", "d1", Status.MISMATCH)),
+        (None, None, write("v1#k", "d2", Status.FAILED)),
+    ]
+    groups = Matcher.writes_by_item(plans)
+    assert [[index for index, _ in group] for group in groups] == [[0, 3], [2], [4]]
+    assert [w.args[2].status for _, w in groups[0]] == [Status.COMPLETED, Status.MISMATCH]
 
 
 def test_a_failed_publication_retries_the_whole_batch(env):

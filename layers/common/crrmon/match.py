@@ -61,11 +61,7 @@ class Matcher:
                 self.counters.add("MatcherErrors")
                 break
         # Writes to one item stay in the stream's order, on one thread; different items overlap.
-        items: dict[tuple, list[tuple[int, Write]]] = {}
-        for index, (_, _, write) in enumerate(plans):
-            if write is not None:
-                items.setdefault(write.args[:2], []).append((index, write))
-        failed = run_all(self._write_in_order, list(items.values()))
+        failed = run_all(self._write_in_order, self.writes_by_item(plans))
         failed_at = min([failed_at, *(index for index in failed if index is not None)])
         changes = [change for change, _, _ in plans[:failed_at] if change]
         head_timers = [timer for _, timer, _ in plans[:failed_at] if timer]
@@ -80,6 +76,16 @@ class Matcher:
             self.counters.add("PublishErrors")
             failure = records[0]["dynamodb"]["SequenceNumber"] if records else None
         return {"batchItemFailures": [{"itemIdentifier": failure}] if failure else []}
+
+    @staticmethod
+    def writes_by_item(plans: list[tuple[Change | None, Timer | None, Write | None]]) -> list[list[tuple[int, Write]]]:
+        """The batch's verdict writes, one list per item (its key: the write's first two arguments), each in
+        the stream's order, with the index of its record."""
+        items: dict[tuple, list[tuple[int, Write]]] = {}
+        for index, (_, _, write) in enumerate(plans):
+            if write is not None:
+                items.setdefault(write.args[:2], []).append((index, write))
+        return list(items.values())
 
     def on_record(self, record: dict[str, Any]) -> tuple[Change | None, Timer | None]:
         """One record: its verdict written, the change to publish and the timer to send."""
