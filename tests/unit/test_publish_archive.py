@@ -135,3 +135,29 @@ def test_throttling_of_any_batch_is_counted_in_the_publishers_counters(monkeypat
     )
     assert len(firehose.calls) == 4 and clock.pauses == [0.1, 0.1]  # each batch its own backoff
     assert counters.total("ArchiveThrottled") == 2
+
+
+def test_a_publishers_settings_reach_its_archive_lines_and_metrics():
+    """RpoSeconds is archived as the RPO of an item without a class; with a policy, metrics also go per class."""
+    change = Change({**ITEM, "latency_ms": 10}, Status.COMPLETED)
+    firehose, clock = FakeFirehose(), FakeClock()
+    plain, counters = Counters(), Counters()
+    publisher_for(firehose, clock, default_rpo_s=900).publish([change], plain, now_ms=0)
+    [line] = [json.loads(raw) for raw in gzip.decompress(firehose.calls[0][0]).splitlines()]
+    assert (line["rpo_class"], line["rpo_seconds"]) == ("default", 900)
+    publisher_for(FakeFirehose(), clock, rpo_classes=True).publish([change], counters, now_ms=0)
+    by_class = (("RpoClass", "default"),)
+    assert (plain.total("ReplicationLatency", by_class), counters.total("ReplicationLatency", by_class)) == (0, 10)
+
+
+def test_plain_lines_followed_by_gzip_members_are_all_read():
+    """An archive object written during a stack update: Firehose-compressed plain lines were decompressed
+    into text, gzip members of the monitor's own packing follow."""
+    plain = b'{"n": 1}\n{"n": 2}\n'
+    packed = b"".join(pack_records([{"n": 3}]))
+    assert [line["n"] for line in read_archive(plain + packed + plain)] == [1, 2, 3, 1, 2]
+
+
+@pytest.mark.parametrize("line, verdict", [({"status": "COMPLETED"}, True), ({"kind": "daily-proof"}, False)])
+def test_daily_proofs_are_no_verdicts(line, verdict):
+    assert publish.is_verdict(line) is verdict
