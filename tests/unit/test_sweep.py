@@ -142,6 +142,7 @@ def test_items_with_a_final_verdict_are_left_alone(env):
     env.sweeper.handle_timers([message(Timer("v1#k", int(NOW), dests=(DST,)))])
     assert env.store.get("v1#k", DST)["status"] == "MISMATCH"
     assert env.timers() == []
+    assert env.sweeper.evidence.requests == 0  # not looked at: no HEAD
 
 
 def test_a_decided_item_does_not_end_the_check_of_the_others(env):
