@@ -341,7 +341,7 @@ def pct(value: float | None) -> str:
     """A percentage rounded down to 3 decimals: 99.99% shown is at least 99.99%."""
     if value is None:
         return "-"
-    return f"{math.floor(value * 1000 + 1e-9) / 1000:.3f}%"
+    return f"{math.floor(round(value * 1000, 6)) / 1000:.3f}%"  # round first: 99.99 * 1000 is 99989.999...
 
 
 def seconds(ms: int | None) -> str:
