@@ -299,3 +299,16 @@ def test_report_from_the_stacks_archive_bucket(world, cli):
     assert answer["total"]["objects"] == 9
     assert cli("report", "--from", "archive", "--since", "1h") == 1
     assert f"| {SRC} → {DST} | 5 | 80.000% | 1 | 80.000% | 0 | 0 | not met (credit tier 100%) |" in cli.out
+
+
+def test_the_worst_hours_are_five_most_late_first_then_the_earlier():
+    late = [line(n, late=True, latency=1, at=f"2026-11-02T{n:02d}:30:00.000Z") for n in range(1, 8)]
+    late.append(line(99, "EXPIRED", late=True, at="2026-11-02T07:10:00.000Z", reason="removed by TTL before a verdict"))
+    worst = compute([*late, line(100, latency=1, at="2026-11-02T00:00:00.000Z")], NOV)["worst_hours"]
+    assert [(h["hour"][11:13], h["not_within_rpo"]) for h in worst] == [
+        ("07", 2),
+        ("01", 1),
+        ("02", 1),
+        ("03", 1),
+        ("04", 1),
+    ]
