@@ -199,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="start of the window (duration ago or ISO time)")
     report.add_argument("--until", help="end of the window, excluded (duration ago or ISO time; default now)")
     report.add_argument(
-        "--from", dest="source", choices=("archive",), help="where to read: the stack's archive bucket (the default)"
+        "--from",
+        dest="source",
+        choices=("archive", "athena"),
+        help="where to read: the stack's archive bucket (the default), or its lines through Athena",
     )
     report.add_argument(
         "--archive-dir",
@@ -209,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--format", choices=("markdown", "json", "html"), default="markdown", help="default markdown")
     report.add_argument("--output", "-o", dest="output_file", metavar="FILE", help="write to FILE (default stdout)")
+    _athena_options(report)
 
     reconcile = command(
         "reconcile",

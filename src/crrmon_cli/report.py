@@ -45,7 +45,8 @@ from typing import Any
 from crrmon.bands import SIZE_BAND_NAMES, UNKNOWN_SIZE
 from crrmon.publish import read_archive
 from crrmon.rpo import DEFAULT_CLASS
-from crrmon_cli.archive import archive_lines, nearest_rank
+from crrmon_cli.archive import Athena, archive_lines, nearest_rank, partition_filter, sql_string
+from crrmon_cli.archive import _iso as iso_ms
 from crrmon_cli.charts import CHART_HELPERS, CSS
 from crrmon_cli.context import Context
 from crrmon_cli.errors import UsageError
@@ -654,6 +655,42 @@ def write_report(
     return report
 
 
+# ---------------------------------------------------------------- Athena
+
+ATHENA_COLUMNS = (
+    "record_id",
+    "source_bucket",
+    "source_region",
+    "destination_bucket",
+    "destination_region",
+    "status",
+    "reason",
+    "missed_rpo",
+    "rpo_class",
+    "rpo_seconds",
+    "size_band",
+    "latency_ms",
+    "source_time",
+    "detected_at",
+)
+
+
+def athena_sql(athena: Athena, window: Window) -> str:
+    """The window's lines, the columns the report reads (the figures are computed here, as for the bucket).
+    The publisher writes every time in one form (2026-11-03T10:15:00.000Z), so the strings compare as times."""
+    when = "coalesce(source_time, detected_at)"
+    return (
+        f"SELECT {', '.join(ATHENA_COLUMNS)} FROM {athena.relation} "
+        f"WHERE {partition_filter(window.start_s - 86400)} "
+        f"AND {when} >= {sql_string(iso_ms(window.start_s))} AND {when} < {sql_string(iso_ms(window.end_s))}"
+    )
+
+
+def athena_lines(ctx: Context, args, window: Window) -> list[dict[str, Any]]:
+    athena = Athena(ctx, args)
+    return athena.all(athena_sql(athena, window))
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -675,6 +712,8 @@ def report(ctx: Context | None, args, *, now: Callable[[], float] = time.time) -
         if args.source:
             raise UsageError("give --archive-dir or --from, not both")
         lines: Iterable[dict[str, Any]] = read_archive_paths(args.archive_dir)
+    elif args.source == "athena":
+        lines = athena_lines(ctx, args, window)
     else:
         # Verdicts are reached after the source version was written: read from a day before the window on.
         lines = archive_lines(ctx, window.start_s - 86400)

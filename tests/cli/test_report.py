@@ -11,10 +11,11 @@ import pytest
 
 from crrmon.publish import pack_records
 from crrmon_cli.main import main
-from crrmon_cli.report import Window, compute, markdown, rtc_comparison, write_report
+from crrmon_cli.report import ATHENA_COLUMNS, Window, compute, markdown, rtc_comparison, write_report
 from tests.integration.test_report_render import dump_dom
 
-from .conftest import DST, DST2, SRC, fail
+from .conftest import DST, DST2, SRC, Recorder, fail
+from .test_archive import _athena_results
 
 NOV = Window.month("2026-11")
 A, B = ("src-a", "dst-a"), ("src-a", "dst-b")
@@ -312,3 +313,25 @@ def test_the_worst_hours_are_five_most_late_first_then_the_earlier():
         ("03", 1),
         ("04", 1),
     ]
+
+
+def test_report_through_athena_reads_the_windows_lines_and_computes_the_same_figures(world, cli):
+    """moto runs no SQL: the answer is Athena's form of the synthetic archive (every value a string)."""
+    sent = Recorder(world.session, "before-parameter-build.athena.StartQueryExecution")
+    names = list(ATHENA_COLUMNS)
+    text = [
+        [None if x.get(n) is None else str(x[n]).lower() if isinstance(x[n], bool) else str(x[n]) for n in names]
+        for x in archive()
+    ]
+    _athena_results(text, names)
+    argv = ["--athena-database", "crrmon_test_archive", "--athena-output", "s3://results/q/", "--month", "2026-11"]
+    assert cli("report", "--from", "athena", *argv, "--format", "json") == 1
+    answer = json.loads(cli.out)
+    expected = compute(archive(), NOV)
+    assert answer["total"] == expected["total"] and answer["pairs"] == expected["pairs"]
+    [request] = sent.calls
+    sql = request["QueryString"]
+    assert sql.startswith("SELECT record_id, source_bucket, ") and '"crrmon_test_archive"."replication_records"' in sql
+    assert "concat(year, '-', month, '-', day) >= '2026-10-31'" in sql
+    assert "coalesce(source_time, detected_at) >= '2026-11-01T00:00:00.000Z'" in sql
+    assert "coalesce(source_time, detected_at) < '2026-12-01T00:00:00.000Z'" in sql
