@@ -396,8 +396,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Replication report: {w['label']}",
         "",
         f"Objects whose source version was written from {w['start']} to {w['end']} (end excluded), by "
-        f"{w['by']}; {report['lines']['in_window']} verdicts, {report['lines']['duplicates']} duplicate lines "
-        "counted once.",
+        f"{w['by']}: {report['lines']['in_window']} verdicts (and {report['lines']['duplicates']} copies of "
+        "verdicts, left out).",
         "",
         "Objects: COMPLETED, FAILED, MISMATCH and EXPIRED verdicts (SOURCE_DELETED and NOT_IN_SCOPE are excluded). "
         "Within RPO: COMPLETED and not late. Within 15 min: COMPLETED with a latency of at most 15 minutes; "
@@ -458,7 +458,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"S3 RTC promises {rtc['promise']}. Credit tiers of the RTC SLA "
         f"({rtc['source']}), by monthly 15-minute replication percentage: "
         + "; ".join(
-            f"{t['from_percent']:g}% to below {t['below_percent']:g}%: {t['credit']}" for t in rtc["credit_tiers"]
+            (f"{t['from_percent']:g}% to " if t["from_percent"] else "")
+            + f"below {t['below_percent']:g}%: {t['credit']}"
+            for t in rtc["credit_tiers"]
         )
         + ". The figures here are "
         + rtc["note"]
@@ -500,27 +502,43 @@ SCRIPT = (
     parent.appendChild(div);
   }
 
-  // 1. latency percentiles per size band: all pairs, then each pair
+  // 1. latency percentiles per size band, on a log scale (seconds): all pairs, then each pair
   const lat = document.getElementById("latency-charts");
   for (const [title, bands] of D.latency) {
     const names = Object.keys(bands);
     const c = card(lat, title);
-    const W = 480, H = 200, x0 = 56, y0 = 150, w = 410, h = 130;
+    const W = 560, H = 192, x0 = 56, y0 = 150, w = 490, h = 130;
     const s = svg(c, W, H);
-    const top = Math.max(0.001, ...names.map(b => bands[b].p99_ms / 1000));
-    const yt = ticks(top, 4);
-    axes(s, x0, y0, w, h, {values: [], top: 1}, yt, "size band (objects with a latency)", "seconds");
+    const values = names.flatMap(b => SERIES.map(([key]) => Math.max(0.001, bands[b][key] / 1000)));
+    const lo = Math.floor(Math.log10(Math.min(1, ...values)));
+    const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))));
+    const y = v => y0 - (Math.log10(Math.max(v, Math.pow(10, lo))) - lo) / (hi - lo) * h;
+    const none = {values: [], top: 1};
+    axes(s, x0, y0, w, h, none, none, "size band (the tables give the objects of each)", "seconds (log scale)");
+    for (let e = lo; e <= hi; e++) {
+      const ty = y(Math.pow(10, e));
+      el("path", {d: "M" + (x0 - 3) + " " + ty + " H" + x0, stroke: "#888"}, s);
+      if (e > lo) el("path", {d: "M" + x0 + " " + ty + " H" + (x0 + w), stroke: "#eee"}, s);
+      el("text", {x: x0 - 5, y: ty + 3.5, "text-anchor": "end", "font-size": 10, class: "tick y"}, s,
+         fmt(Math.pow(10, e)));
+    }
+    if (900 <= Math.pow(10, hi)) {  // RTC's threshold
+      el("path", {d: "M" + x0 + " " + y(900) + " H" + (x0 + w), stroke: "#555", "stroke-dasharray": "4 3",
+                  class: "rtc"}, s);
+      el("text", {x: x0 + 3, y: y(900) - 3, "font-size": 9, fill: "#555"}, s, "15 min");
+    }
     const group = w / Math.max(1, names.length), bw = Math.min(24, (group - 8) / SERIES.length);
     names.forEach((band, i) => {
       const gx = x0 + i * group + (group - bw * SERIES.length) / 2;
       SERIES.forEach(([key, label, color], j) => {
-        const bh = bands[band][key] / 1000 / yt.top * h;
+        const top = y(bands[band][key] / 1000), bh = y0 - top;
         const r = el("path", {d: "M" + (gx + j * bw).toFixed(1) + " " + y0 + " v" + (-bh).toFixed(1) + " h" +
                       (bw - 1).toFixed(1) + " v" + bh.toFixed(1) + " Z", fill: color, class: "bar"}, s);
         el("title", {}, r, band + " " + label + ": " + fmt(bands[band][key] / 1000) + " s");
       });
-      el("text", {x: x0 + (i + 0.5) * group, y: y0 + 14, "text-anchor": "middle", "font-size": 10, class: "band"},
-         s, band + " (" + fmt(bands[band].objects) + ")");
+      const cx = x0 + (i + 0.5) * group;
+      const t = el("text", {x: cx, y: y0 + 13, "text-anchor": "middle", "font-size": 10, class: "band"}, s, band);
+      el("title", {}, t, fmt(bands[band].objects) + " objects with a latency");
     });
     legend(c, SERIES.map(([, label, color]) => [label, color]));
     drawn++;
