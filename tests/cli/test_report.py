@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import re
 from datetime import UTC, datetime
@@ -11,8 +12,8 @@ import pytest
 
 from crrmon.publish import pack_records
 from crrmon_cli.main import main
-from crrmon_cli.report import ATHENA_COLUMNS, Window, compute, markdown, rtc_comparison, write_report
-from tests.integration.test_report_render import dump_dom
+from crrmon_cli.report import ATHENA_COLUMNS, Window, compute, markdown, render, rtc_comparison, write_report
+from tests.integration.test_report_render import MEASURE, dump_dom
 
 from .conftest import DST, DST2, SRC, Recorder, fail
 from .test_archive import _athena_results
@@ -273,6 +274,26 @@ def test_report_html_charts_render_in_headless_chromium(tmp_path):
     late = re.search(r'<path d="([^"]+)"[^>]*class="hours late"', dom).group(1)
     assert within.count("Z") == 1 and late.count("Z") == 2  # one bar per hour that has such objects
     assert "<td>DstPutObjectNotPermitted</td>" in dom
+
+
+def test_report_html_charts_show_their_labels_whole(tmp_path):
+    """Long pair names, six size bands from a second to two hours, a month of hours: no text cut at an edge."""
+    long_pair = ("prod-data-archive-use1", "prod-data-archive-backup-usw2")
+    latencies = {"<1MB": 900, "1-16MB": 4000, "16-128MB": 30_000, "128MB-1GB": 240_000, "1-5GB": 1_900_000}
+    lines = [
+        line(
+            i * 10 + j, pair=long_pair, band=band, latency=ms * (j + 1), at=f"2026-11-{1 + i % 30:02d}T0{j}:00:00.000Z"
+        )
+        for i, (band, ms) in enumerate([*latencies.items(), (">=5GB", 7_200_000)])
+        for j in range(3)
+    ]
+    page = tmp_path / "report.html"
+    page.write_text(render(compute(lines, NOV), NOV, "html").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = dump_dom(page, tmp_path / "profile")
+    assert 'data-charts-rendered="3"' in dom
+    assert html.unescape(re.search(r'data-clipped="([^"]*)"', dom).group(1)) == "[]"
+    ticks = json.loads(html.unescape(re.search(r'data-ticks="([^"]*)"', dom).group(1)))
+    assert ticks[0] == "|1,10,100,1,000,10,000,100,000"  # decades of seconds: the p50 of 1.8 s to the p99 of 21,600 s
 
 
 def test_report_from_the_stacks_archive_bucket(world, cli):
