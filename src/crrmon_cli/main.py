@@ -57,14 +57,16 @@ COMMANDS = {
     "overdue": ("crrmon_cli.records", "overdue"),
     "failed": ("crrmon_cli.archive", "failed"),
     "stats": ("crrmon_cli.archive", "stats"),
+    "report": ("crrmon_cli.report", "report"),
     "reconcile": ("crrmon_cli.reconcile", "reconcile"),
     "retry": ("crrmon_cli.retry", "retry"),
     "redrive": ("crrmon_cli.redrive", "redrive"),
 }
 
 
-def _common() -> argparse.ArgumentParser:
-    """Options every command takes: where the monitor is, and how to print."""
+def _common(*, output: bool = True) -> argparse.ArgumentParser:
+    """Options every command takes: where the monitor is, and how to print (`--output table|json`
+    unless the command writes a document of its own: `report`)."""
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("monitor stack")
     where.add_argument("--stack", metavar="NAME", help="CloudFormation stack of the monitor (outputs and resources)")
@@ -84,7 +86,8 @@ def _common() -> argparse.ArgumentParser:
     where.add_argument("--source-buckets", metavar="A,B", help="watched source buckets (the SourceBuckets parameter)")
     where.add_argument("--rpo", type=int, metavar="SECONDS", help="RPO the monitor uses (the RpoSeconds parameter)")
     show = common.add_argument_group("output")
-    show.add_argument("--output", "-o", choices=("table", "json"), default="table", help="table (default) or json")
+    if output:
+        show.add_argument("--output", "-o", choices=("table", "json"), default="table", help="table (default) or json")
     show.add_argument("--debug", action="store_true", help="on an AWS or connection error, print the traceback too")
     return common
 
@@ -109,7 +112,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common()
+    common, document = _common(), _common(output=False)
     parser = argparse.ArgumentParser(
         prog="crrmon",
         description="Operate CRR Monitor: check the set-up, ask about objects, list what is late or failed, "
@@ -119,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crrmon {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_: str, description: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], help=help_, description=description, epilog=EPILOG)
+    def command(name: str, help_: str, description: str, parent=common) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[parent], help=help_, description=description, epilog=EPILOG)
 
     doctor = command(
         "doctor",
@@ -182,6 +185,34 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", default="24h", help="verdicts since (duration or ISO time; default 24h)")
     stats.add_argument("--from", dest="source", choices=("athena", "archive"), help="where to read (see failed)")
     _athena_options(stats)
+
+    report = command(
+        "report",
+        "replication evidence for a month: within RPO, within 15 minutes, latency, failures",
+        "Per pair and RPO class, for the objects whose source version was written in the window: objects, the "
+        "share within their RPO and within 15 minutes, latency percentiles per size band, failures by reason, the "
+        "worst hours, and the comparison with S3 Replication Time Control's 99.99%% in 15 minutes. From the archive "
+        "bucket, or from archive objects on disk (--archive-dir, no stack needed).",
+        document,
+    )
+    report.add_argument("--month", metavar="YYYY-MM", help="a calendar month, UTC (2026-11)")
+    report.add_argument("--since", help="start of the window (duration ago or ISO time)")
+    report.add_argument("--until", help="end of the window, excluded (duration ago or ISO time; default now)")
+    report.add_argument(
+        "--from",
+        dest="source",
+        choices=("archive", "athena"),
+        help="where to read: the stack's archive bucket (the default), or its lines through Athena",
+    )
+    report.add_argument(
+        "--archive-dir",
+        action="append",
+        metavar="PATH",
+        help="archive objects on disk: a directory (its *.json.gz and *.json, recursively) or a file (repeatable)",
+    )
+    report.add_argument("--format", choices=("markdown", "json", "html"), default="markdown", help="default markdown")
+    report.add_argument("--output", "-o", dest="output_file", metavar="FILE", help="write to FILE (default stdout)")
+    _athena_options(report)
 
     reconcile = command(
         "reconcile",
@@ -284,9 +315,13 @@ def main(
     """Run one command. `session` and `now` let tests give an emulated AWS and a clock."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    printer = Printer(args.output)
+    printer = Printer(getattr(args, "output", "table"))
     aws = None
     try:
+        if getattr(args, "archive_dir", None):
+            # `report` over archive objects on disk: no stack, nothing to ask AWS
+            module, function = COMMANDS[args.command]
+            return getattr(importlib.import_module(module), function)(None, args, now=now or time.time)
         if args.local and args.stack:
             raise UsageError("give --stack or --local, not both")
         if not any(getattr(args, name, None) for name in NAMING):

@@ -26,6 +26,7 @@ RUNS = {
     "overdue": ["overdue"],
     "failed": ["failed"],
     "stats": ["stats"],
+    "report": ["report", "--since", "1h"],
     "reconcile": ["reconcile", "s3://{src}"],
     "retry": ["retry", "--manifest", "{tmp}/retry.csv"],
     "redrive": ["redrive", "--dry-run"],
