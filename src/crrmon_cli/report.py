@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from crrmon.bands import SIZE_BAND_NAMES, UNKNOWN_SIZE
-from crrmon.publish import read_archive
+from crrmon.publish import is_verdict, read_archive
 from crrmon.rpo import DEFAULT_CLASS
 from crrmon_cli.archive import Athena, archive_lines, nearest_rank, partition_filter, sql_string
 from crrmon_cli.archive import _iso as iso_ms
@@ -241,6 +241,8 @@ def compute(lines: Iterable[dict[str, Any]], window: Window) -> dict[str, Any]:
     regions: dict[tuple[str, str], Tally] = defaultdict(Tally)
     hours: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # hour -> [within RPO, not within]
     for line in unique(lines, set(), counts):
+        if not is_verdict(line):  # a pair's daily proof shares the archive
+            continue
         at = line_time(line)
         if at is None:
             counts["without_time"] += 1
@@ -700,7 +702,8 @@ def athena_sql(athena: Athena, window: Window) -> str:
     return (
         f"SELECT {', '.join(ATHENA_COLUMNS)} FROM {athena.relation} "
         f"WHERE {partition_filter(window.start_s - 86400)} "
-        f"AND {when} >= {sql_string(iso_ms(window.start_s))} AND {when} < {sql_string(iso_ms(window.end_s))}"
+        f"AND {when} >= {sql_string(iso_ms(window.start_s))} AND {when} < {sql_string(iso_ms(window.end_s))} "
+        "AND kind IS NULL"
     )
 
 

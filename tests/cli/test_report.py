@@ -128,6 +128,12 @@ def test_copies_of_a_verdict_count_once_whatever_their_order():
     assert again["total"] == once["total"] and again["pairs"] == once["pairs"]
 
 
+def test_a_pairs_daily_proof_in_the_archive_counts_for_nothing():
+    proof = {"kind": "daily-proof", "record_id": "p1", "source_bucket": A[0], "destination_bucket": A[1]}
+    proof["detected_at"] = "2026-11-03T10:15:00.000Z"
+    assert compute([*archive(), proof], NOV)["total"] == compute(archive(), NOV)["total"]
+
+
 def test_the_window_is_the_source_time_start_included_end_excluded():
     lines = [
         line(1, latency=1000, at="2026-11-01T00:00:00.000Z"),  # the first instant: in
@@ -356,3 +362,4 @@ def test_report_through_athena_reads_the_windows_lines_and_computes_the_same_fig
     assert "concat(year, '-', month, '-', day) >= '2026-10-31'" in sql
     assert "coalesce(source_time, detected_at) >= '2026-11-01T00:00:00.000Z'" in sql
     assert "coalesce(source_time, detected_at) < '2026-12-01T00:00:00.000Z'" in sql
+    assert sql.endswith("AND kind IS NULL")  # verdicts only
