@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -278,6 +279,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--html", default="demo-output/report.html", help="where to write the HTML report")
     p.add_argument("--json", default="demo-output/report.json", help="where to write the report as JSON")
+    p.add_argument(
+        "--replication-report",
+        default="demo-output/replication-report.html",
+        help="where to write `crrmon report`'s page of the run's archive (per pair and RPO class, against RTC); "
+        "its figures go beside it as .json",
+    )
     p.add_argument("--log", default="demo-output/lambda.log", help="where the handlers' logs and EMF lines go")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument(
@@ -1275,7 +1282,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.error(str(error))
     # Powertools warns on every invocation that publishes no metric of its own: noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    for path in (args.html, args.log, args.json):
+    for path in (args.html, args.log, args.json, args.replication_report):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     sys.stderr.write(announcement(args))
@@ -1313,6 +1320,13 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.html).write_text(render_html(report), encoding="utf-8")
     Path(args.json).write_text(json.dumps(report, indent=1, default=sorted, ensure_ascii=False), encoding="utf-8")
     sys.stdout.write(f"HTML report: {args.html}\n")
+    from crrmon_cli.report import Window, write_report
+
+    # What `crrmon report --archive-dir` gives for the archive the run wrote (the window: the whole run).
+    window = Window.between(math.floor(started), math.ceil(time.time()))
+    figures = write_report(lines, window, "html", args.replication_report)
+    Path(args.replication_report).with_suffix(".json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    sys.stdout.write(f"Replication report (crrmon report): {args.replication_report}\n")
     if args.serve:
         serve(args)
         demo.stop()

@@ -45,6 +45,8 @@ def small_demo(tmp_path_factory):
             str(out / "lambda.log"),
             "--json",
             str(out / "report.json"),
+            "--replication-report",
+            str(out / "replication-report.html"),
         ],
         cwd=ROOT,
         env=env,
@@ -141,3 +143,23 @@ def test_small_demo_prints_progress_and_a_section_per_pair(small_demo):
     verdicts = re.search(r"verdicts (\d+)/(\d+)", last).groups()
     assert replicas[0] == replicas[1] and verdicts[0] == verdicts[1] and int(verdicts[1]) > 200, last
     assert (small_demo.out / "report.html").stat().st_size > 2000
+
+
+@pytest.mark.slow
+def test_small_demo_writes_the_crrmon_report_page_of_its_archive(small_demo):
+    """The page `crrmon report` makes of the run's archive: every archived verdict that counts, per pair
+    and RPO class, as the demo's own report counts them."""
+    page = (small_demo.out / "replication-report.html").read_text(encoding="utf-8")
+    assert "<h1>Replication report" in page and "critical" in page
+    data = json.loads((small_demo.out / "replication-report.json").read_text(encoding="utf-8"))
+    demo = json.loads((small_demo.out / "report.json").read_text(encoding="utf-8"))
+    counted = ("COMPLETED", "FAILED", "MISMATCH", "EXPIRED")
+    assert data["lines"]["outside_window"] == data["lines"]["without_time"] == 0  # the window is the whole run
+    known = [pair for pair in data["pairs"] if pair["pair"] in demo["pairs"]]  # not "unknown>...": no source seen
+    for pair in known:
+        verdicts = demo["pairs"][pair["pair"]]["verdicts"]
+        assert pair["objects"] == sum(verdicts.get(status, 0) for status in counted), pair["pair"]
+    assert len(known) == len(demo["pairs"]) and data["total"]["objects"] > 200
+    classes = {c["rpo_class"] for pair in data["pairs"] for c in pair["classes"]}
+    assert {"critical", "multipart", "default"} <= classes
+    assert f"Replication report (crrmon report): {small_demo.out / 'replication-report.html'}" in small_demo.stdout
