@@ -532,8 +532,9 @@ def test_a_body_that_cannot_be_parked_is_retried(ddb):
 
 def test_ignored_events_are_counted_by_reason(env):
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": SRC})
-    assert env.ingest.handle_batch(records(test_event)) == {"batchItemFailures": []}
-    assert env.counters.total("EventsIgnored") == 1
+    assert env.ingest.handle_batch(records(test_event, body(version="v2"))) == {"batchItemFailures": []}
+    assert env.counters.total("EventsIgnored", (("Reason", "s3-test-event"),)) == 1
+    assert env.counters.total("EventsReceived") == 2  # each parsed event, the ignored one too
 
 
 def test_a_failed_observation_retries_its_record_only(env):
@@ -579,6 +580,14 @@ def test_a_heard_source_bucket_beats_once_a_minute(env):
     env.now += 30
     env.ingest.handle_batch(records(body(version="v4")))
     assert env.store.get(HEARTBEAT_PK, SRC)["last"] == int(NOW) + 60
+
+
+def test_a_bucket_that_beat_this_minute_does_not_keep_the_others_from_beating(env):
+    env.ingest.handle_batch(records(body(SOLO, version="v1")))
+    env.now += 30
+    env.ingest.handle_batch(records(body(SOLO, version="v2"), body(SRC, version="v3")))  # "solo" sorts first
+    assert env.store.get(HEARTBEAT_PK, SOLO)["last"] == int(NOW)
+    assert env.store.get(HEARTBEAT_PK, SRC)["last"] == int(NOW) + 30
 
 
 def test_a_failed_heartbeat_is_counted_and_tried_again_by_the_next_batch(env):
@@ -673,6 +682,14 @@ def test_a_subscription_of_an_allowed_account_is_confirmed(ddb):
     ]
     assert env.counters.total("SubscriptionsConfirmed") == 1
     assert env.messages(env.dlq) == []
+
+
+def test_a_subscription_request_of_a_stranger_is_parked_with_its_reason(env):
+    assert env.ingest.handle_batch(records(subscription(account="999999999999"))) == {"batchItemFailures": []}
+    [parked] = env.messages(env.dlq)
+    attributes = parked["MessageAttributes"]
+    assert attributes["RejectedReason"]["StringValue"] == "subscription-not-allowed"
+    assert attributes["SourceMessageId"]["StringValue"] == "m0"
 
 
 def test_a_subscription_that_fails_to_confirm_is_retried(ddb):
