@@ -296,12 +296,16 @@ def test_a_replication_still_under_way_with_its_replica_there_is_decided(env):
     env.heads.answers[DST] = facts("REPLICA", size=6)
     assert env.check(env.seed(**SOURCE)) is None
     assert env.verdict() == ("MISMATCH", "size differs: source 5 bytes, replica 6 bytes", None, False)
+    assert env.item()["s_enc"] == "none"  # the source's HEAD is evidence too
 
 
 def test_a_replication_still_under_way_with_the_replica_not_readable_is_late(env):
     env.heads.answers[SRC] = facts("PENDING")
     env.heads.answers[DST] = Refused(DST, "403")
     assert_overdue(env, env.check(env.seed(**SOURCE)))
+    env.now = GIVE_UP_AT
+    env.check(env.item())
+    assert env.verdict()[1] == f"gave up after {GIVE_UP}s: replication status PENDING; replica not readable (HTTP 403)"
 
 
 @pytest.mark.parametrize(
@@ -437,6 +441,7 @@ def test_a_source_that_refuses_leaves_the_replica_late(env):
     env.now = GIVE_UP_AT
     env.check(env.item())
     assert env.verdict()[1] == f"gave up after {GIVE_UP}s: source not readable (HTTP 403)"
+    assert env.item()["fail_pair"] == pair_index.key_value(f"unknown>{DST}", PK, DST)
 
 
 def test_a_failure_report_whose_source_version_is_gone_is_late(env):
@@ -692,6 +697,13 @@ def test_a_failure_report_with_a_claimed_replica_is_failed_only_on_the_sources_s
     env.heads.answers[DST] = Refused(DST, "403")
     env.check(env.seed(**claim))
     assert env.verdict() == ("FAILED", "DstPutObjectNotPermitted", None, False)
+
+
+def test_a_claimed_replica_s3_does_not_have_with_a_failure_s3_confirms_is_failed(env):
+    env.heads.answers[SRC] = facts("FAILED")
+    env.check(env.seed(**SOURCE, r_size=5, r_time=2_000, xacct=True, fail="DstPutObjectNotPermitted"))
+    assert env.verdict()[0:2] == ("FAILED", "DstPutObjectNotPermitted")
+    assert env.heads.asked == [SRC, DST]
 
 
 def test_a_claim_from_another_account_heard_of_late_with_its_replica_time_does_not_wait(env):

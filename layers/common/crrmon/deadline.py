@@ -98,13 +98,11 @@ class Deadlines:
         version_id, key = split_pk(item["pk"])
         dest = item["dest"]
         if not has_source(item):
-            if has_replica(item) or not item.get("src"):
-                return self._resolve_source(item, source)
-            # Only S3's failure report is here (its source event was lost): the source's own HEAD decides,
-            # as for any source version; the report alone never makes a FAILED.
-            if source is _UNASKED:
-                source = self._head(item["src"], key, version_id)
-            if source is None or not source.exists:
+            # Only S3's failure report here (its source event lost), and the source's HEAD made to confirm
+            # it found the version: its status decides below, as for any source version (the report alone
+            # never makes a FAILED). Anything else: find the source.
+            found = source is not _UNASKED and source is not None and source.exists
+            if has_replica(item) or not item.get("src") or not found:
                 return self._resolve_source(item, source)
         if item.get("s_dm"):
             replica = self._head(dest, key, version_id)
