@@ -4,6 +4,7 @@ pair, silence per watched bucket, and canary versions written, followed and clea
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
 import boto3
@@ -203,7 +204,8 @@ def test_silence_is_not_watched_unless_asked_for(env):
 def test_a_bucket_that_never_sent_an_event_starts_its_clock_at_the_first_run(ddb):
     env = Env(ddb, silence_minutes=5)
     assert env.run()["seconds_since_last_event"] == {SRC: 0, SRC2: 0}
-    assert env.store.bookkeeping(HEARTBEAT_PK, [SRC])[SRC]["last"] == int(NOW)
+    beat = env.store.bookkeeping(HEARTBEAT_PK, [SRC])[SRC]
+    assert (beat["last"], beat["baseline"]) == (int(NOW), True)  # a start, not an event (ingest's beat drops it)
     env.now = NOW + 299
     assert env.run()["seconds_since_last_event"] == {SRC: 299, SRC2: 299}
     assert env.counters.values("SilentBuckets") == [0, 0]
@@ -216,7 +218,9 @@ def test_a_bucket_quiet_for_the_silence_minutes_is_silent(ddb, caplog):
     assert env.run()["seconds_since_last_event"] == {SRC: 300, SRC2: 299}
     assert env.counters.values("SilentBuckets") == [1]
     assert env.counters.values("SecondsSinceLastEvent", (("Bucket", SRC),)) == [300]
-    assert any("silent" in r.getMessage() and SRC in str(r.__dict__.get("buckets")) for r in caplog.records)
+    assert [(r.getMessage(), r.__dict__.get("buckets")) for r in caplog.records if r.levelname == "WARNING"] == [
+        ("watched buckets are silent", [SRC])
+    ]
 
 
 def test_a_heartbeat_from_the_future_counts_as_no_silence(ddb):
@@ -246,11 +250,27 @@ def test_a_canary_is_written_to_each_source_bucket_once_per_interval(ddb):
     assert len(env.canary_versions()) == 2 and again[SRC] in env.canary_versions()
 
 
-def test_a_canary_bucket_that_is_not_versioned_is_skipped(ddb):
+def test_a_canary_is_a_small_json_document_saying_what_it_is(ddb):
+    env = Env(ddb, canary_interval_minutes=10)
+    version = env.run()["canaries"][SRC]
+    got = env.s3.get_object(Bucket=SRC, Key=CANARY_KEY, VersionId=version)
+    assert got["ContentType"] == "application/json"
+    assert json.loads(got["Body"].read()) == {"crr-monitor-canary": True, "written_at": int(NOW)}
+
+
+def test_a_bucket_whose_canary_is_not_due_keeps_no_other_from_its_own(ddb):
+    env = Env(ddb, canary_interval_minutes=10)
+    env.store.save_progress(CANARY_PK, SRC, {"last": int(NOW)})  # "src" sorts before "src2"
+    assert list(env.run()["canaries"]) == [SRC2]
+
+
+def test_a_canary_bucket_that_is_not_versioned_is_skipped(ddb, caplog):
     env = Env(ddb, canary_interval_minutes=10)
     env.s3.put_bucket_versioning(Bucket=SRC2, VersioningConfiguration={"Status": "Suspended"})
     assert list(env.run()["canaries"]) == [SRC]
     assert env.remembered(SRC2) == []
+    warned = [(r.getMessage(), r.__dict__.get("bucket")) for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [("canary bucket is not versioned; nothing to follow", SRC2)]
 
 
 def canary(env: Env, *, age_s: int) -> str:
@@ -298,7 +318,7 @@ def test_a_canary_whose_items_are_gone_is_deleted_after_the_give_up_age(ddb, age
     assert (version in env.canary_versions()) is not cleaned
 
 
-def test_a_canary_that_cannot_be_deleted_is_kept_and_counted(ddb):
+def test_a_canary_that_cannot_be_deleted_is_kept_and_counted(ddb, caplog):
     env = Env(ddb, canary_interval_minutes=10)
     env.store.save_progress(CANARY_PK, SRC, {"last": int(NOW)})
     version = canary(env, age_s=60)
@@ -306,6 +326,8 @@ def test_a_canary_that_cannot_be_deleted_is_kept_and_counted(ddb):
     with mock.patch.object(env.s3, "delete_object", side_effect=RuntimeError("AccessDenied")):
         env.run()
     assert env.counters.total("CanaryCleanupErrors", (("Bucket", SRC),)) == 1
+    warned = [(r.getMessage(), r.__dict__.get("bucket"), r.__dict__.get("error")) for r in caplog.records]
+    assert ("canary version not deleted", SRC, "RuntimeError('AccessDenied')") in warned
     assert env.remembered() == [f"{int(NOW) - 60}:{version}"]
 
 
