@@ -435,3 +435,10 @@ def test_each_failure_is_logged_with_what_failed(env, caplog):
             {"error": "PublishError('Firehose refused PutRecordBatch: ResourceNotFoundException')"},
         ),
     ]
+
+
+def test_the_schedule_reads_metrics_and_sends_slo_messages_through_the_sweepers_clients(env):
+    cloudwatch, sns = object(), object()
+    sweeper = env.sweeper_with(cloudwatch=cloudwatch, publisher=Publisher(sns=sns))
+    assert (sweeper.schedule.cloudwatch, sweeper.schedule.sns) == (cloudwatch, sns)
+    assert env.sweeper_with(publisher=None).schedule.sns is None
