@@ -73,8 +73,9 @@ def test_head_400_for_a_version_id_s3_never_issues_is_no_such_version(s3):
 def test_the_get_after_a_head_400_refused_or_throttled_is_that_answer(s3):
     refuse(s3, 400)
     ranged_get_fails(s3, "AccessDenied", 403)
-    with pytest.raises(Refused):
+    with pytest.raises(Refused, match=r"^HEAD refused in src-bucket \(AccessDenied\)$") as refused:
         head_version(s3, BUCKET, KEY, VERSION)
+    assert refused.value.bucket == BUCKET
     refuse(s3, 400)
     ranged_get_fails(s3, "SlowDown", 503)
     with pytest.raises(Throttled, match="throttled GET on src-bucket"):
@@ -86,8 +87,13 @@ def test_a_get_that_answers_after_a_head_400_says_the_version_exists(s3):
     body = mock.Mock()
     s3.stubber.add_response("get_object", {"Body": body}, {**EXPECTED, "Range": "bytes=0-0"})
     facts = head_version(s3, BUCKET, KEY, VERSION)
-    assert (facts.exists, facts.readable) == (True, False)
+    assert (facts.exists, facts.readable, facts.encryption) == (True, False, "SSE-C")
     body.close.assert_called_once()
+
+
+def test_a_checksum_is_a_field_of_its_side():
+    facts = VersionFacts(exists=True, size=5, checksum="CRC32:AAAA")
+    assert facts.as_fields("r") == {"r_size": 5, "r_ck": "CRC32:AAAA"}
 
 
 def test_head_403_is_a_refusal_that_says_nothing_of_existence(s3):

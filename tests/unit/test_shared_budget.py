@@ -123,3 +123,78 @@ def test_a_hold_extends_a_budget_in_use_to_a_window_past_its_end(store):
     assert store.take_budget("b", now_ms=30_000, cost_ms=1000, window_ms=5000)  # tat 31_000
     store.hold_budget("b", until_ms=30_000, window_ms=5000)
     assert store.bookkeeping(BUDGET_PK, ["b"])["b"]["tat"] == 35_000
+
+
+class Recorded(Store):
+    """The moto-backed store, recording each lease asked of the table."""
+
+    def __init__(self, store):
+        super().__init__(store.dynamodb, store.table_name)
+        self.asked: list[tuple[str, int, int, int]] = []
+
+    def take_budget(self, name, *, now_ms, cost_ms, window_ms):
+        self.asked.append((name, now_ms, cost_ms, window_ms))
+        return super().take_budget(name, now_ms=now_ms, cost_ms=cost_ms, window_ms=window_ms)
+
+
+@pytest.mark.parametrize(
+    "rate, burst, lease, cost_ms, window_ms",
+    [
+        (20, None, 5, 250, 1000),  # a quarter of a second's tokens a lease; the burst is a second's
+        (100, None, 25, 250, 1000),
+        (2, None, 1, 500, 1000),  # never less than one token a lease
+        (20, 3, 3, 150, 150),  # never more than the burst
+        (0.5, None, 1, 2000, 2000),  # below one a second: the burst is one token
+    ],
+)
+def test_a_lease_is_a_quarter_seconds_tokens_within_the_burst(store, rate, burst, lease, cost_ms, window_ms):
+    recorded = Recorded(store)
+    budget = SharedBudget(recorded, rate, burst=burst, clock=Clock(1_000.25))
+    assert budget.lease == lease
+    assert budget.try_acquire("b")
+    assert recorded.asked == [("b", 1_000_250, cost_ms, window_ms)]
+
+
+def test_an_instance_spends_its_lease_before_asking_the_table_again(store):
+    recorded, clock = Recorded(store), Clock(1_000.0)
+    budget = SharedBudget(recorded, 20, clock=clock)  # leases of 5
+    assert [budget.try_acquire("b") for _ in range(5)] == [True] * 5
+    assert len(recorded.asked) == 1
+    assert budget.try_acquire("b") and len(recorded.asked) == 2  # the sixth needs a new lease
+    assert budget.try_acquire("other") and len(recorded.asked) == 3  # leases are per bucket
+
+
+def test_leased_tokens_are_dropped_after_a_second(store):
+    recorded, clock = Recorded(store), Clock(1_000.0)
+    budget = SharedBudget(recorded, 20, clock=clock)
+    assert budget.try_acquire("b")  # 4 tokens left, until 1,001.0
+    clock.now = 1_000.999
+    assert budget.try_acquire("b") and len(recorded.asked) == 1
+    clock.now = 1_001.0
+    assert budget.try_acquire("b") and len(recorded.asked) == 2  # the rest of the lease lapsed
+
+
+def test_a_spent_budget_is_not_asked_again_until_a_lease_could_be_free(store):
+    recorded, clock = Recorded(store), Clock(1_000.0)
+    budget = SharedBudget(recorded, 4, burst=1, clock=clock)  # leases of 1 token, 250 ms each
+    assert budget.try_acquire("b")
+    assert not budget.try_acquire("b") and len(recorded.asked) == 2  # the table says spent
+    clock.now = 1_000.249
+    assert not budget.try_acquire("b") and len(recorded.asked) == 2  # not asked: no lease can be free
+    clock.now = 1_000.25
+    assert budget.try_acquire("b") and len(recorded.asked) == 3
+
+
+def test_a_back_off_stops_this_instance_and_every_other_until_it_ends(store):
+    clock = Clock(1_000.0)
+    mine, other = Recorded(store), Recorded(store)
+    budget, elsewhere = SharedBudget(mine, 20, clock=clock), SharedBudget(other, 20, clock=clock)
+    assert budget.try_acquire("b")  # 4 tokens held
+    budget.back_off("b", 30)
+    assert not budget.try_acquire("b") and len(mine.asked) == 1  # held tokens dropped, the table not asked
+    assert not elsewhere.try_acquire("b")  # another instance: the table holds it off
+    assert budget.try_acquire("c")  # other buckets are not held
+    clock.now = 1_030.0
+    assert not elsewhere.try_acquire("b")  # the budget is spent a whole window past the hold
+    clock.now = 1_031.0
+    assert budget.try_acquire("b") and elsewhere.try_acquire("b")
