@@ -258,11 +258,16 @@ def test_a_settled_replication_status_decides_with_the_replica(env, status, repl
     assert env.heads.asked == [SRC, DST]
 
 
-def test_a_failed_status_with_the_replica_not_readable_is_late(env):
+def test_a_failed_status_with_the_replica_not_readable_is_late(env, caplog):
     env.heads.answers[SRC] = facts("FAILED")
     env.heads.answers[DST] = Refused(DST, "403")
     assert_overdue(env, env.check(env.seed(**SOURCE)))
     assert env.counters.total("HeadsRefused", (("Bucket", DST),)) == 1
+    warned = [(r.getMessage(), r.__dict__.get("bucket")) for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [("HEAD refused: the monitor may not read this bucket's versions", DST)]
+    env.now = GIVE_UP_AT
+    env.check(env.item())
+    assert env.verdict()[1] == f"gave up after {GIVE_UP}s: replication status FAILED; replica not readable (HTTP 403)"
 
 
 def test_a_missing_replica_keeps_the_reason_s3_reported(env):
