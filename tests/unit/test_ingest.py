@@ -135,9 +135,11 @@ def created(bucket=SRC, key="k", version="v1", *, t=NOW - 10, size=5, etag="abc"
     )
 
 
-def failed(destination=DST, *, reason="DstBucketNotFound", outcome=ReplicationOutcome.FAILED, **kw) -> ReplicationEvent:
+def failed(
+    destination=DST, *, bucket=SRC, reason="DstBucketNotFound", outcome=ReplicationOutcome.FAILED, **kw
+) -> ReplicationEvent:
     return ReplicationEvent(
-        bucket=SRC,
+        bucket=bucket,
         key="k",
         version_id="v1",
         outcome=outcome,
@@ -352,7 +354,23 @@ def test_a_failure_must_name_a_destination_of_the_sources_rules(env):
     assert env.observe(failed(destination="elsewhere")) == Rejected(
         "unknown-destination", "not a destination of the source's rules"
     )
+    assert env.observe(failed(bucket=DST, destination=SRC)) == Rejected(  # a bucket that is no source
+        "unknown-destination", "not a destination of the source's rules"
+    )
     assert env.item("v1", DST) is None
+
+
+def test_a_failure_report_through_another_accounts_topic_is_confirmed_by_a_head(ddb):
+    env = Env(ddb, allowed_accounts=(OTHER,))
+    env.topo.accounts[SRC] = OTHER
+    env.observe(failed(topic_arn=TOPIC))
+    assert env.item("v1", DST)["xacct"] is True
+
+
+def test_an_event_of_a_known_bucket_does_not_reload_the_topology(env):
+    env.observe(created())
+    env.observe(failed())
+    assert env.loads == 1
 
 
 # ---- what is skipped or refused ----------------------------------------------------------------------------------
