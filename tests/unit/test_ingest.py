@@ -826,3 +826,34 @@ def test_a_message_received_the_first_time_starts_no_timer_for_an_item_already_r
     env.messages(env.timer_queue)
     env.ingest.handle_batch(records(body(), receive_count=1))  # the same version, another message
     assert env.messages(env.timer_queue) == []
+
+
+# ---- RPO classes and the deadline ----------------------------------------------------------------------------------
+
+
+def test_under_a_policy_each_version_gets_its_class_and_its_deadline_from_it(ddb):
+    env = Env(ddb, rpo_classes="gold:prefix=gold/,rpo=30;big:min=1KiB,rpo=300")
+    env.observe(created(key="gold/a", version="v1"))
+    env.observe(created(key="plain", version="v2", size=2048))
+    env.observe(created(key="plain", version="v3"))
+    got = {v: env.store.get(make_pk(v, k), DST) for v, k in (("v1", "gold/a"), ("v2", "plain"), ("v3", "plain"))}
+    assert {v: (i["rpo_c"], i["rpo_s"]) for v, i in got.items()} == {
+        "v1": ("gold", 30),
+        "v2": ("big", 300),
+        "v3": ("default", RPO),
+    }
+    throughput = env.config.expected_throughput_mbps
+    assert got["v1"]["due"] == deadline_s(int((NOW - 10) * 1000), 5, rpo_seconds=30, throughput_mbps=throughput)
+    assert got["v2"]["due"] == deadline_s(int((NOW - 10) * 1000), 2048, rpo_seconds=300, throughput_mbps=throughput)
+
+
+def test_without_a_policy_items_hold_no_class(env):
+    env.observe(created())
+    assert "rpo_c" not in env.item("v1", DST) and "rpo_s" not in env.item("v1", DST)
+
+
+def test_the_source_sets_the_deadline_even_when_its_replica_was_seen_first(env):
+    env.observe(created(DST, t=NOW - 2))  # the replica's event first: a deadline from its time
+    assert env.item("v1", DST)["due"] == due(NOW - 2)
+    env.observe(created(SRC, t=NOW - 10))
+    assert env.item("v1", DST)["due"] == due(NOW - 10)
