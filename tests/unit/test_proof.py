@@ -15,6 +15,7 @@ from crrmon import inventory, proof
 from crrmon.metrics import Counters
 from crrmon.store import PROOF_PK, Store, make_pk
 from crrmon.topology import Rule, Topology
+from crrmon_local import emulator
 from crrmon_local.cfn import load_template
 
 from .conftest import TEMPLATE
@@ -82,6 +83,10 @@ class S3:
 
 @pytest.fixture
 def aws(ddb):
+    # S3 as it answers (a missing key is 404 only to a caller that may list the bucket), whichever test
+    # installed the emulator first; the reconcile role may list the reports bucket (template.yaml).
+    emulator.install()
+    emulator.grant_list(INV)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=INV)
     sqs = boto3.client("sqs", region_name="us-east-1")
