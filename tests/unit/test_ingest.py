@@ -553,6 +553,14 @@ def test_ignored_events_are_counted_by_reason(env):
     assert env.ingest.handle_batch(records(test_event, body(version="v2"))) == {"batchItemFailures": []}
     assert env.counters.total("EventsIgnored", (("Reason", "s3-test-event"),)) == 1
     assert env.counters.total("EventsReceived") == 2  # each parsed event, the ignored one too
+    two = [
+        emulator.s3_notification(
+            event_name="ObjectCreated:Put", bucket=SRC, key="k", version_id=v, time_s=NOW - 5, region="us-east-1"
+        )
+        for v in ("v3", "v4")
+    ]
+    env.ingest.handle_batch(records(json.dumps({"Records": two})))  # one message, two events
+    assert env.counters.total("EventsReceived") == 4
 
 
 def test_a_failed_observation_retries_its_record_only(env):
