@@ -211,16 +211,7 @@ def test_the_publisher_sends_each_digest_to_the_topic(fake_credentials):
         Publisher(sns=sns).publish(changes, Counters(), now_ms=0)  # no topic: no digest
         Publisher(sns=sns, topic_arn=topic).publish([], Counters(), now_ms=0)
         assert sent == []
+        Publisher(sns=sns, topic_arn=topic).publish(changes[:1], Counters(), now_ms=0)  # no stack known
+        [found] = [p["Message"] for p in sent]
+        assert found == sns_message(digests(changes[:1])[0], Monitor("", "us-east-1")) and "--stack" not in found
 
-
-def test_a_publisher_that_does_not_know_its_stack_suggests_commands_without_one(fake_credentials):
-    with mock_aws():
-        sns = boto3.client("sns", region_name="us-east-1")
-        topic = sns.create_topic(Name="alerts")["TopicArn"]
-        sent: list[dict] = []
-        sns.meta.events.register("provide-client-params.sns.Publish", lambda params, **_: sent.append(params))
-        changes = [Change({**ITEM, "reason": "X"}, Status.FAILED)]
-        Publisher(sns=sns, topic_arn=topic).publish(changes, Counters(), now_ms=0)
-        [(found,)] = [(p["Message"],) for p in sent]
-        assert found == sns_message(digests(changes)[0], Monitor("", "us-east-1"))
-        assert "--stack" not in found
