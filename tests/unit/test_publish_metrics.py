@@ -214,4 +214,3 @@ def test_the_publisher_sends_each_digest_to_the_topic(fake_credentials):
         Publisher(sns=sns, topic_arn=topic).publish(changes[:1], Counters(), now_ms=0)  # no stack known
         [found] = [p["Message"] for p in sent]
         assert found == sns_message(digests(changes[:1])[0], Monitor("", "us-east-1")) and "--stack" not in found
-
