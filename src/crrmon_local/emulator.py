@@ -27,6 +27,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import FakeKey, s3_backends
 
 from crrmon import events
+from crrmon_local import atomic
 
 _install_lock = threading.Lock()
 _installed = False
@@ -174,6 +175,7 @@ def install() -> None:
     """Teach moto's HEAD/GET answers the `x-amz-replication-status` header, and its HEAD and GET the
     errors real S3 gives (above) (idempotent)."""
     global _installed
+    atomic.install()
     with _install_lock:
         if _installed:
             return

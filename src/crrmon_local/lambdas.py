@@ -199,6 +199,7 @@ class StreamMapping:
     _iterators: dict[str, str | None] = field(default_factory=dict)
     _shards: list[dict] = field(default_factory=list)
     _described_at: float = float("-inf")
+    _last_read: dict[str, int] = field(default_factory=dict)  # per shard, the last sequence number read
 
     def read(self) -> int:
         if time.monotonic() - self._described_at >= self.describe_every:
@@ -217,6 +218,7 @@ class StreamMapping:
                 answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
                 records = answer.get("Records", [])
                 iterator = answer.get("NextShardIterator")
+                self._in_order(shard_id, records)
                 new.extend(records)
                 if not records:
                     break
@@ -226,6 +228,18 @@ class StreamMapping:
         for consumer in self.consumers:
             consumer.offer(new)
         return len(new)
+
+    def _in_order(self, shard_id: str, records: list[dict]) -> None:
+        """Sequence numbers only grow along a shard; one read twice means the emulator lost its order
+        (moto handling two writes at once, see atomic.py), and following it would never end."""
+        for record in records:
+            number = int(record["dynamodb"]["SequenceNumber"])
+            if number <= self._last_read.get(shard_id, -1):
+                raise RuntimeError(
+                    f"stream shard {shard_id} returned sequence number {number} after "
+                    f"{self._last_read[shard_id]}: its records are out of order"
+                )
+            self._last_read[shard_id] = number
 
     def _lambda_shape(self, record: dict) -> None:
         record["eventSourceARN"] = self.stream_arn
