@@ -3,8 +3,13 @@ keys decoded, delete markers, and malformed rows logged and counted without endi
 
 from __future__ import annotations
 
+import gzip
+import io
+
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from crrmon import inventory
@@ -83,8 +88,57 @@ def test_malformed_rows_are_logged_counted_and_skipped(s3, caplog):
 def test_a_line_filter_skips_rows_before_they_are_parsed(s3):
     rows = [row("src", "today", "v1"), row("src", "earlier", "v2", modified="2026-12-05T23:59:59.000Z")]
     manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [rows]))
-    keep = list(inventory.read_versions(s3, manifest, keep=lambda line: "2026-12-06T" in line))
-    assert [v.key for v in keep] == ["today"]
+    kept = list(inventory.read_versions(s3, manifest, containing="2026-12-06T"))
+    assert [v.key for v in kept] == ["today"]
+
+
+def _lines(text: bytes, containing: str | None, block: int, monkeypatch) -> list[tuple[int, bytes]]:
+    monkeypatch.setattr(inventory, "BLOCK_BYTES", block)
+    return list(inventory.lines(io.BytesIO(text), compressed=False, containing=containing))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.sampled_from(["a,2026-12-06T1", "b,2026-12-05T2", "", "x2026-12-06T", "\u00e9,2026-12-06T"])),
+    last_newline=st.booleans(),
+    block=st.integers(1, 40),
+    containing=st.sampled_from([None, "2026-12-06T"]),
+)
+def test_lines_are_split_and_numbered_alike_whatever_the_blocks(monkeypatch, rows, last_newline, block, containing):
+    text = "\n".join(rows).encode() + (b"\n" if last_newline else b"")
+    every = text.split(b"\n")
+    if every[-1] == b"":  # a newline ends the last line; it does not start another
+        every.pop()
+    expected = [(n, line) for n, line in enumerate(every, 1) if containing is None or containing.encode() in line]
+    assert _lines(text, containing, block, monkeypatch) == expected
+
+
+def test_a_row_without_its_newline_at_the_end_of_a_file_is_read(monkeypatch):
+    assert _lines(b"one\ntwo", None, 3, monkeypatch) == [(1, b"one"), (2, b"two")]
+
+
+def test_a_line_longer_than_any_row_is_given_up_and_the_rows_after_it_are_read(monkeypatch):
+    monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 10)
+    got = _lines(b"first\n" + b"x" * 50 + b"\nafter\nlast", None, 4, monkeypatch)
+    assert got[0] == (1, b"first")
+    assert got[1][0] == 2 and got[1][1].startswith(b"xxxx") and len(got[1][1]) <= 12
+    assert got[2:] == [(3, b"after"), (4, b"last")]
+
+
+def test_rows_that_are_not_utf8_or_far_too_long_are_counted_malformed_and_the_read_goes_on(s3, monkeypatch):
+    monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(inventory, "BLOCK_BYTES", 1024)  # the long row spans blocks, as a huge one would
+    good = row("src", "good", "v1")
+    long_key = row("src", "k" * 10_000, "v2")
+    key = put_report(s3, INV, "src", [[good, long_key, row("src", "after", "v3")]])
+    manifest = inventory.read_manifest(s3, INV, key)
+    data = gzip.decompress(s3.get_object(Bucket=INV, Key=manifest.files[0])["Body"].read())
+    broken = data.replace(b"after", b"af\xfftr")  # invalid UTF-8 in one row
+    s3.put_object(Bucket=INV, Key=manifest.files[0], Body=gzip.compress(broken + b'"src","fine","v4"\n'))
+    reasons: list[str] = []
+    versions = list(inventory.read_versions(s3, manifest, on_bad=reasons.append))
+    assert [v.key for v in versions] == ["good"]
+    assert len(reasons) == 3  # the long row, the row that is not UTF-8, the row with too few columns
 
 
 @pytest.mark.parametrize("file_format", ["Parquet", "ORC"])

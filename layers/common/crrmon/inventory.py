@@ -8,8 +8,9 @@ ReplicationStatus, EncryptionStatus") and the data files (`files`: key, size, MD
 
 Only CSV reports are read: Parquet and ORC need pyarrow, far larger than the layer. In CSV reports the
 object key is URL-encoded (`+` for a space); it is decoded here. Rows are yielded one at a time from the
-decompressing stream, so memory does not grow with the bucket. A row that cannot be read (too few
-columns, a size that is not a number, a bad date) is logged, counted and skipped.
+decompressing stream, a block at a time, so memory does not grow with the bucket. A row that cannot be
+read (too few columns, a size that is not a number, a bad date, bytes that are not UTF-8, a line longer
+than any row can be) is logged, counted and skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,13 +95,56 @@ def read_manifest(s3, bucket: str, key: str) -> Manifest:
     return parse_manifest(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), bucket=bucket, key=key)
 
 
-def lines(body, *, compressed: bool) -> Iterator[str]:
-    """The text lines of one data file, decompressed as they are read (S3 writes `.csv.gz` files)."""
-    if compressed:
-        yield from io.TextIOWrapper(gzip.GzipFile(fileobj=body), encoding="utf-8", newline="")
-    else:
-        for line in body.iter_lines(keepends=True):
-            yield line.decode("utf-8")
+BLOCK_BYTES = 1 << 20  # decompressed bytes looked at a time
+MAX_LINE_BYTES = 64 << 10  # no row is longer: S3 keys are at most 1,024 bytes (3 times that URL-encoded)
+
+
+def lines(body, *, compressed: bool, containing: str | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of one data file, decompressed as it is read (S3 writes `.csv.gz` files),
+    a block at a time. With `containing`, only the lines that hold it: each block is searched whole,
+    and lines without it are never split out (most rows of a daily proof are of other days)."""
+    stream = gzip.GzipFile(fileobj=body) if compressed else body
+    needle = containing.encode() if containing is not None else None
+    number, rest, overlong = 0, b"", False
+    while True:
+        data = stream.read(BLOCK_BYTES)
+        if overlong:  # the rest of a line already given up on
+            cut = data.find(b"\n")
+            if cut == -1 and data:
+                continue
+            overlong = False
+            if cut != -1:
+                data = data[cut + 1 :]
+                if not data:
+                    continue  # the long line ended with the block: read on
+        text = rest + data if data else rest + b"\n" * bool(rest)  # a last line without its newline
+        end = text.rfind(b"\n") + 1
+        whole, rest = text[:end], text[end:]
+        yield from _lines_of(whole, number, needle)
+        if not data:
+            return
+        number += whole.count(b"\n")
+        if len(rest) > MAX_LINE_BYTES:  # not a row: given as it starts, for the reader to count malformed
+            number += 1
+            yield number, rest[:MAX_LINE_BYTES]
+            rest, overlong = b"", True
+
+
+def _lines_of(text: bytes, number: int, needle: bytes | None) -> Iterator[tuple[int, bytes]]:
+    """The lines of `text` (whole lines, each ending in a newline) numbered after `number`."""
+    if needle is None:
+        for offset, line in enumerate(text.split(b"\n")[:-1], 1):
+            yield number + offset, line
+        return
+    counted = 0  # newlines of `text` before `start`, counted so far
+    position = text.find(needle)
+    while position != -1:
+        start = text.rfind(b"\n", 0, position) + 1
+        stop = text.find(b"\n", position)
+        number += text.count(b"\n", counted, start)
+        counted = start
+        yield number + 1, text[start:stop]
+        position = text.find(needle, stop)
 
 
 def parse_time(text: str) -> float:
@@ -134,20 +177,20 @@ def read_file(
     manifest: Manifest,
     file_key: str,
     *,
-    keep: Callable[[str], bool] | None = None,
+    containing: str | None = None,
     on_bad: Callable[[str], None] | None = None,
 ) -> Iterator[Version]:
-    """The versions of one data file, streamed. `keep(raw_line)`, when given, is asked first about each
-    raw line, before it is parsed: a cheap filter (such as "holds this day's date") that skips the cost
-    of parsing rows the caller does not want. `on_bad(reason)` hears of each malformed row."""
+    """The versions of one data file, streamed. With `containing` (such as "this day's date"), only the
+    rows whose raw line holds it are parsed: the cheap way past rows the caller does not want.
+    `on_bad(reason)` hears of each malformed row."""
     body = s3.get_object(Bucket=manifest.bucket, Key=file_key)["Body"]
-    for number, line in enumerate(lines(body, compressed=file_key.endswith(".gz")), 1):
-        if not line.strip() or (keep is not None and not keep(line)):
+    for number, raw in lines(body, compressed=file_key.endswith(".gz"), containing=containing):
+        if not raw.strip():
             continue
         try:
-            values = next(csv.reader([line]))
+            values = next(csv.reader([raw.decode("utf-8")]))
             version = version_of_row(manifest.schema, values)
-        except (ValueError, KeyError, csv.Error) as error:
+        except (ValueError, KeyError, csv.Error) as error:  # UnicodeDecodeError is a ValueError
             logger.warning("inventory row skipped", extra={"file": file_key, "line": number, "error": str(error)[:200]})
             if on_bad is not None:
                 on_bad(str(error))

@@ -91,11 +91,10 @@ def row_digest(version: Version) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")
 
 
-def day_filter(day: str) -> Callable[[str], bool]:
-    """A cheap test of a raw CSV line: it holds the day's date (LastModifiedDate is ISO 8601 in UTC).
-    Rows that pass are parsed and their time checked exactly."""
-    needle = f"{day}T"
-    return lambda line: needle in line
+def day_needle(day: str) -> str:
+    """What a raw CSV line of the day holds (LastModifiedDate is ISO 8601 in UTC): lines without it are
+    passed over unparsed; the rows that hold it are parsed and their time checked exactly."""
+    return f"{day}T"
 
 
 def judge(source: Version, replica: Version | None) -> str:
@@ -210,7 +209,7 @@ class Prover:
         spill = Spill(os.path.join(self.work_root, f"crrmon-proof-{state['spill']}"), self.partitions)
         dimensions = (("SourceBucket", proof.source_bucket), ("DestinationBucket", proof.destination_bucket))
         start, end = day_of(proof.day)
-        keep = day_filter(proof.day)
+        needle = day_needle(proof.day)
 
         def bad(_reason: str) -> None:
             counts["malformed"] += 1
@@ -221,9 +220,10 @@ class Prover:
 
             def replicas():
                 for file_key in proof.destination_manifest.files:
-                    for n, v in enumerate(
-                        inventory.read_file(self.s3, proof.destination_manifest, file_key, keep=keep, on_bad=bad)
-                    ):
+                    versions = inventory.read_file(
+                        self.s3, proof.destination_manifest, file_key, containing=needle, on_bad=bad
+                    )
+                    for n, v in enumerate(versions):
                         if n % CLOCK_EVERY_ROWS == 0 and self.clock() >= stop_at:
                             self.counters.add("InventoryReportTooLarge", 1, dimensions)
                             raise ProofError(
@@ -240,11 +240,8 @@ class Prover:
         while index < len(files):
             if self.clock() >= stop_at:
                 return {"complete": False, "next_file": index, **counts}
-            rows = [
-                v
-                for v in inventory.read_file(self.s3, proof.source_manifest, files[index], keep=keep, on_bad=bad)
-                if start <= v.modified_s < end
-            ]
+            versions = inventory.read_file(self.s3, proof.source_manifest, files[index], containing=needle, on_bad=bad)
+            rows = [v for v in versions if start <= v.modified_s < end]
             total = (total + self._compare(proof, topology, rows, spill, counts, dimensions)) % DIGEST_MODULUS
             index += 1
             self.store.save_progress(

@@ -560,12 +560,12 @@ def inventory_scan(rows: int, rounds: int = 3, day_share: float = 0.05) -> Inven
         def get_object(self, **_kwargs):
             return {"Body": io.BytesIO(data)}
 
-    keep = proof.day_filter("2026-12-06")
+    needle = proof.day_needle("2026-12-06")
     cpu_s: list[float] = []
     found = 0
     for _ in range(rounds):
         started = time.process_time()
-        found = sum(1 for _ in inventory.read_file(Reports(), manifest, "f.csv.gz", keep=keep))
+        found = sum(1 for _ in inventory.read_file(Reports(), manifest, "f.csv.gz", containing=needle))
         cpu_s.append(time.process_time() - started)
     return InventoryScan(rows=rows, day_rows=found, compressed_bytes=len(data), cpu_s=cpu_s)
 
