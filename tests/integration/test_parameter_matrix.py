@@ -44,6 +44,7 @@ from crrmon_local.cfn import load_template, translate
 from crrmon_local.lambdas import build_mappings
 from crrmon_local.provision import Resolver, Stack, provision
 from tests.integration.test_built_handlers import runtime_python
+from tests.unit.inventory_reports import put_report, row
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -58,6 +59,8 @@ SRC, DST, OVERRIDE_DST = "mx-src", "mx-dst", "mx-dst-override"
 TOPOLOGY_PARAMETER = "/crr-monitor/topology"
 KMS_KEY = "{kms key}"  # replaced by a key made on the emulator
 RPO_POLICY = "matrix:prefix=tracing/,rpo=1h"  # the tracing case's keys are under tracing/
+INVENTORIES = "mx-inventories"
+INVENTORY_REPORTS = f"s3://{INVENTORIES}/{{bucket}}/crrmon"
 
 # Parameters every case shares: one watched bucket and its destination.
 BASE = {"SourceBuckets": SRC, "DestinationBuckets": f"{DST},{OVERRIDE_DST}", "HeadRequestsPerSecond": "1000"}
@@ -76,6 +79,8 @@ CHANGES_WHAT_RUNS: dict[str, tuple[str, ...]] = {
     "KmsKeyArn": ("", KMS_KEY),
     "TableCapacity": ("on-demand", "provisioned"),
     "RpoClasses": ("", RPO_POLICY),
+    "InventoryReports": ("", INVENTORY_REPORTS),
+    "SloObjective": ("", "99.9"),
 }
 
 # Every value above in at least one case (test_every_value_has_a_case); values whose paths do not
@@ -94,6 +99,11 @@ CASES: dict[str, dict[str, str]] = {
     "locked-archive-own-key": {"ArchiveObjectLock": "true", "KmsKeyArn": KMS_KEY},
     "canary-other-accounts": {"CanaryIntervalMinutes": "5", "AllowedAccounts": OTHER_ACCOUNT},
     "topology-override": {"TopologyParameterName": TOPOLOGY_PARAMETER, "ArchiveObjectLock": "GOVERNANCE"},
+    "inventory-proof-and-slo": {
+        "ReconcileSchedule": "rate(6 hours)",
+        "InventoryReports": INVENTORY_REPORTS,
+        "SloObjective": "99.9",
+    },
 }
 
 FORWARDER_BASE = {
@@ -331,6 +341,7 @@ class Invocation:
     report: dict
     trace_id: str
     traces: list[dict]
+    output: str  # what the function printed: its log lines and EMF metrics
 
 
 @dataclass
@@ -411,7 +422,7 @@ class BuiltFunctions:
                 pytest.fail(f"{logical_id} ({self.stack.stack_name}) failed:\n{done.stderr[-3000:]}")
             reports = [line for line in done.stdout.splitlines() if line.startswith(REPORT)]
             report = json.loads(reports[-1][len(REPORT) :])
-            self.invocations.append(Invocation(logical_id, report, trace_id, received(self.daemon)))
+            self.invocations.append(Invocation(logical_id, report, trace_id, received(self.daemon), done.stdout))
             return report["result"]
 
         return handler
@@ -508,6 +519,17 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
     emulator.set_replication_status(SRC, key, obj["VersionId"], "COMPLETED")
     missed = put(missed_key)
     backdate(SRC, missed_key, missed["VersionId"], hours=1)
+    if "InventoryReports" in case:  # last night's reports of both buckets: the version, and its replica
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        yesterday = (midnight - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        s3.create_bucket(Bucket=INVENTORIES)
+        for bucket, status in ((SRC, "COMPLETED"), (destination, "REPLICA")):
+            version = row(bucket, key, obj["VersionId"], size=obj["size"], etag=obj["etag"], modified=yesterday)
+            version[8] = status
+            put_report(
+                s3, INVENTORIES, bucket, [[version]], base="{bucket}/crrmon",
+                folder=midnight.strftime("%Y-%m-%dT%H-%MZ"), created_ms=int(midnight.timestamp() * 1000),
+            )  # fmt: skip
     canaries_before = len(s3.list_object_versions(Bucket=SRC, Prefix="crr-monitor-canary/").get("Versions", []))
     mappings.run_schedules()
     bodies = [event(SRC, key, obj), event(destination, key, obj)]
@@ -552,7 +574,8 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
     if case.get("ArchiveEnabled") == "false":
         assert stack.archive_bucket == "" and built.environment("MatcherFunction")["DELIVERY_STREAM_NAME"] == ""
     else:
-        lines = [line for line in archive_lines(s3, stack.archive_bucket) if line["key"] == key]
+        archived = archive_lines(s3, stack.archive_bucket)
+        lines = [line for line in archived if line.get("key") == key]
         assert [(line["status"], line["destination_bucket"]) for line in lines] == [("COMPLETED", destination)]
         rpo_class = (
             ("matrix", 3600)
@@ -564,8 +587,22 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
         if lock:
             assert lock(Bucket=stack.archive_bucket)["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
 
+    # With inventory reports the source is proven from them, not listed: the version missed today waits
+    # for tomorrow's proof, and yesterday's version is accounted for in a daily-proof line.
     reconciled = store.get(make_pk(missed["VersionId"], missed_key), destination)
-    assert (reconciled is not None) == ("ReconcileSchedule" in case)
+    assert (reconciled is not None) == ("ReconcileSchedule" in case and "InventoryReports" not in case)
+    if "InventoryReports" in case:
+        proofs = [line for line in archived if line.get("kind") == "daily-proof"]
+        assert [(p["source_bucket"], p["destination_bucket"], p["checked"], p["present"]) for p in proofs] == [
+            (SRC, destination, 1, 1)
+        ]
+    # The SLO's stack-wide alarms exist with it only; the built sweeper's schedule reads the burn rates
+    # from CloudWatch and writes them per pair and window.
+    slo = "SloObjective" in case
+    alarms = ("SloFastBurnAlarm", "SloMediumBurnAlarm", "SloSlowBurnAlarm")
+    assert [resolver.active(a) for a in alarms] == [slo] * 3
+    swept = "".join(i.output for i in built.invocations if i.function == "SweeperFunction")
+    assert ('"SloBurnRate"' in swept) == slo and "SloAlertErrors" not in swept
 
     canaries = len(s3.list_object_versions(Bucket=SRC, Prefix="crr-monitor-canary/").get("Versions", []))
     assert canaries - canaries_before == (1 if "CanaryIntervalMinutes" in case else 0)
