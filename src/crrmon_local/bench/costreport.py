@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from crrmon.bands import AGE_BAND_NAMES
 from crrmon_local.bench import cost, model, rates
 from crrmon_local.bench.rates import INGEST, MATCHER, RATES, SWEEPER, Measured, Setup
 from crrmon_local.bench.usage import Scenario
@@ -16,7 +17,10 @@ TARGET_BREAK_EVEN = 256 * KIB
 TARGET_PER_MILLION = 2.50  # one destination, the figure the levers are held against
 MEMORY_SIZES = (128, 256, 512)
 FIXED_METRICS = 10  # service-wide custom metrics
-METRICS_PER_PAIR = 8
+# Per pair, always: the 8 of the event path and the sweeper's gauges, and OverdueByAge's 5 age bands. Not
+# counted (they depend on the set-up): ReplicationLatency per SizeBand, one per band the pair's objects
+# fall in (1 to 7), and SloBurnRate's 5 windows with SloObjective.
+METRICS_PER_PAIR = 8 + len(AGE_BAND_NAMES)
 SNS, EB = cost.SNS_NOTIFICATIONS, cost.EVENTBRIDGE_FORWARDING
 DELIVERY = {SNS: "SNS delivery", EB: "EventBridge delivery"}
 
@@ -51,7 +55,7 @@ class Bills:
 
 
 def fixed_monthly_usd(pairs: int, prices: cost.PriceTable) -> float:
-    """Custom metrics (about 10 service-wide and 8 per pair) and the KMS key, per month."""
+    """Custom metrics (about 10 service-wide and 13 per pair) and the KMS key, per month."""
     metrics = (FIXED_METRICS + METRICS_PER_PAIR * pairs) * prices["cloudwatch_custom_metric_month"].each
     return metrics + prices["kms_key_month"].each
 
@@ -203,7 +207,8 @@ def section(
     w(
         f"Not in these figures: fixed monthly costs, about {money(fixed)} a month for one pair "
         f"({FIXED_METRICS} service-wide and {METRICS_PER_PAIR} per-pair custom metrics at "
-        f"{money(prices['cloudwatch_custom_metric_month'].each)}, the KMS key), which add "
+        f"{money(prices['cloudwatch_custom_metric_month'].each)}, the KMS key; latency per size band adds one "
+        "metric per band a pair's objects fall in, an SLO five per pair), which add "
         + ", ".join(f"{money(fixed / (r * model.SECONDS_PER_MONTH) * 1e6)} per million at {r:,}/s" for r in RATES[:3])
         + "; the CRR Monitor's own fixed costs (its every-minute run, its five-minute housekeeping, its "
         "metrics and alarms) are not modelled either."

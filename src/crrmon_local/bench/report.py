@@ -731,7 +731,8 @@ def render(
         w("")
     w(
         "Fixed monthly costs outside the per-object figures: custom metrics ($0.30 per metric per month: "
-        "about 10 service-wide plus ~8 per pair), the KMS key ($1 per month), Lambda's SQS pollers on two queues "
+        f"about {costreport.FIXED_METRICS} service-wide plus {costreport.METRICS_PER_PAIR} per pair), "
+        "the KMS key ($1 per month), Lambda's SQS pollers on two queues "
         "when idle (five 20 s long polls each, ~1.3 million empty receives a month, ~$0.52), the one-minute "
         "schedule (43,200 invocations, a lease write and one Query per pair each), topology refreshes "
         "(GetBucketReplication per source bucket every 5 minutes per warm container) and ingest's heartbeats "
