@@ -392,7 +392,7 @@ class BuiltFunctions:
                 "AWS_ENDPOINT_URL": self.endpoint,
                 # What Lambda sets for every function; the trace header samples only with active tracing.
                 "AWS_LAMBDA_FUNCTION_NAME": f"{self.stack.stack_name}-{logical_id}",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props.get("MemorySize", 128)),
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.resolver.resolve(props.get("MemorySize", 128))),
                 "LAMBDA_TASK_ROOT": str(function_dir),
                 "AWS_XRAY_DAEMON_ADDRESS": f"{host}:{port}",
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -132,3 +133,14 @@ def test_reading_an_inventory_report_is_timed_per_row_and_reported(runs, prices)
     assert text.startswith("### Daily proof from S3 Inventory reports")
     assert "| RVT-S3, published (Athena over S3 Inventory) | $0.0020 | $0.060 |" in text
     assert "4,000 rows" in text and "400 of them of the day" in text
+    assert "billion" not in text  # no sizing without a report of few rows of the day
+
+
+def test_the_memory_a_billion_row_destination_report_needs_follows_the_cpu_per_row(runs, prices):
+    scan = speed.inventory_scan(2_000, rounds=1, day_share=0.1)
+    fast = replace(scan, rows=1_000_000, cpu_s=[0.435])  # 435 s a billion rows on a full core
+    text = " ".join(report.proof_section(scan, runs, prices, fast))
+    # 870 s a run (900 s timeout less the margin): half a vCPU, 1,769 MB / 2 = 884.5, rounded up to 64 MB
+    assert "needs 435 s of a full core: 896 MB (`ReconcileMemorySize`)" in text
+    slow = replace(scan, rows=1_000_000, cpu_s=[0.9])
+    assert "more than one run" in " ".join(report.proof_section(scan, runs, prices, slow))

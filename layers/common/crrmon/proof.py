@@ -228,7 +228,7 @@ class Prover:
                             self.counters.add("InventoryReportTooLarge", 1, dimensions)
                             raise ProofError(
                                 f"the destination's report ({proof.destination_manifest.url}) could not be read "
-                                "within one run: give the function more memory or split the inventory by prefix"
+                                "within one run: raise ReconcileMemorySize"
                             )
                         if start <= v.modified_s < end:
                             yield v

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         versions, passes, untracked_versions=untracked, untracked_rounds=passes, old_versions=old
     )
     inventory_scan = speed.inventory_scan(100_000 if args.quick else 1_000_000, passes)
+    inventory_skim = speed.inventory_scan(100_000 if args.quick else 1_000_000, passes, day_share=0.001)
     step("8. scale simulation: the real domain code under load, an hour of simulated time per rate")
     scale_started = time.perf_counter()
     scale_runs = scale.run(args.quick)
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         small=small,
         scale=(scale_runs, scale_seconds),
         inventory_scan=inventory_scan,
+        inventory_skim=inventory_skim,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
