@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 
 import boto3
 import pytest
@@ -82,7 +83,9 @@ def test_malformed_rows_are_logged_counted_and_skipped(s3, caplog):
     versions = list(inventory.read_versions(s3, manifest, on_bad=reasons.append))
     assert [v.key for v in versions] == ["good", "last"]
     assert len(reasons) == 3 and "4 columns" in reasons[0]
-    assert sum("inventory row skipped" in r.getMessage() for r in caplog.records) == 3
+    skipped = [r for r in caplog.records if r.getMessage() == "inventory row skipped"]
+    assert [(r.file.rsplit("-", 1)[1], r.line) for r in skipped] == [("0.csv.gz", 1), ("0.csv.gz", 3), ("1.csv.gz", 1)]
+    assert "4 columns" in skipped[0].error and "ten" in skipped[1].error
 
 
 def test_a_line_filter_skips_rows_before_they_are_parsed(s3):
@@ -101,7 +104,7 @@ def _lines(text: bytes, containing: str | None, block: int, monkeypatch) -> list
 @given(
     rows=st.lists(st.sampled_from(["a,2026-12-06T1", "b,2026-12-05T2", "", "x2026-12-06T", "\u00e9,2026-12-06T"])),
     last_newline=st.booleans(),
-    block=st.integers(1, 40),
+    block=st.sampled_from([1, 2, 3, 5, 8, 13, 21, 40, 1 << 20]),
     containing=st.sampled_from([None, "2026-12-06T"]),
 )
 def test_lines_are_split_and_numbered_alike_whatever_the_blocks(monkeypatch, rows, last_newline, block, containing):
@@ -113,16 +116,89 @@ def test_lines_are_split_and_numbered_alike_whatever_the_blocks(monkeypatch, row
     assert _lines(text, containing, block, monkeypatch) == expected
 
 
+def test_every_line_holding_the_text_is_found_however_many_a_block_holds(monkeypatch):
+    text = b"".join(b"k%d,2026-12-06T\nold,2026-12-05T\n" % n for n in range(5))
+    got = _lines(text, "2026-12-06T", 1 << 20, monkeypatch)
+    assert got == [(2 * n + 1, b"k%d,2026-12-06T" % n) for n in range(5)]
+
+
 def test_a_row_without_its_newline_at_the_end_of_a_file_is_read(monkeypatch):
     assert _lines(b"one\ntwo", None, 3, monkeypatch) == [(1, b"one"), (2, b"two")]
 
 
-def test_a_line_longer_than_any_row_is_given_up_and_the_rows_after_it_are_read(monkeypatch):
+@pytest.mark.parametrize("block", [4, 16, 64])
+def test_a_line_longer_than_any_row_is_given_up_and_the_rows_after_it_are_read(monkeypatch, block):
     monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 10)
-    got = _lines(b"first\n" + b"x" * 50 + b"\nafter\nlast", None, 4, monkeypatch)
+    got = _lines(b"first\n" + b"x" * 50 + b"\nafter\nmore\nlast", None, block, monkeypatch)
     assert got[0] == (1, b"first")
-    assert got[1][0] == 2 and got[1][1].startswith(b"xxxx") and len(got[1][1]) <= 12
-    assert got[2:] == [(3, b"after"), (4, b"last")]
+    # given up as it starts when it spans blocks; a line whole within one block is given whole
+    assert got[1] == (2, b"x" * (50 if block == 64 else 10))
+    assert got[2:] == [(3, b"after"), (4, b"more"), (5, b"last")]
+
+
+def test_a_long_line_that_ends_with_a_block_is_given_up_and_reading_goes_on(monkeypatch):
+    monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 5)
+    text = b"ab\n" + b"x" * 12 + b"\n" + b"after\n"  # the long line's newline is the 16th byte: a block's last
+    got = _lines(text, None, 4, monkeypatch)
+    assert [n for n, _ in got] == [1, 2, 3] and got[0] == (1, b"ab") and got[2] == (3, b"after")
+
+
+def test_a_file_that_ends_inside_a_long_line_ends_the_read(monkeypatch):
+    monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 5)
+    got = _lines(b"ab\n" + b"x" * 30, None, 4, monkeypatch)
+    assert got[0] == (1, b"ab") and len(got) == 2 and got[1][0] == 2
+
+
+def test_a_line_of_the_longest_a_row_may_be_is_read_whole(monkeypatch):
+    monkeypatch.setattr(inventory, "MAX_LINE_BYTES", 8)
+    assert _lines(b"x" * 8 + b"y\nz\n", None, 4, monkeypatch) == [(1, b"x" * 8 + b"y"), (2, b"z")]
+
+
+def test_empty_lines_are_passed_over_and_the_rows_after_them_read(s3):
+    data = gzip.compress(b'"src","a","v1"\n\n\n' + b'"src","b","v2"\n')
+    schema = "Bucket, Key, VersionId"
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [data], schema=schema))
+    assert [v.key for v in inventory.read_versions(s3, manifest)] == ["a", "b"]
+
+
+def test_row_fields_s3_may_leave_empty_or_quote(s3):
+    plain = row("src", "unversioned", "")  # written before versioning was enabled
+    plain[3] = "false"  # IsLatest: a noncurrent version
+    quoted = row("src", "quoted", "v2", etag='"abc"', encryption="SSE-FUTURE")
+    quoted[6] = ""  # no LastModifiedDate
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [[plain, quoted]]))
+    first, second = inventory.read_versions(s3, manifest)
+    assert first.version_id == "null" and first.latest is False and not first.delete_marker
+    assert second.latest is True and second.etag == "abc" and second.modified_s == 0.0
+    assert second.encryption == "SSE-FUTURE"  # an encryption this code does not know is kept as S3 wrote it
+
+
+def test_a_report_without_the_optional_columns_reads_its_rows_as_current_versions(s3):
+    data = gzip.compress(b'"src","k","v1"\n')
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [data], schema="Bucket, Key, VersionId"))
+    [version] = inventory.read_versions(s3, manifest)
+    assert version.latest is True and version.delete_marker is False and version.size is None
+
+
+def test_the_reason_a_row_is_skipped_is_logged_cut_to_200_characters(s3, caplog):
+    long_date = row("src", "k", "v1", modified="x" * 500)
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [[long_date]]))
+    assert list(inventory.read_versions(s3, manifest)) == []
+    [record] = [r for r in caplog.records if r.getMessage() == "inventory row skipped"]
+    assert len(record.error) == 200 and "x" * 100 in record.error
+
+
+def test_a_row_without_a_key_is_malformed(s3):
+    manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [[row("src", "", "v1")]]))
+    reasons: list[str] = []
+    assert list(inventory.read_versions(s3, manifest, on_bad=reasons.append)) == []
+    assert reasons == ["no key"]
+
+
+def test_a_manifest_without_files_or_source_bucket_names_none(s3):
+    body = json.dumps({"fileFormat": "CSV", "fileSchema": "Bucket, Key, VersionId"}).encode()
+    manifest = inventory.parse_manifest(body, bucket=INV, key="m.json")
+    assert manifest.files == () and manifest.source_bucket == ""
 
 
 def test_rows_that_are_not_utf8_or_far_too_long_are_counted_malformed_and_the_read_goes_on(s3, monkeypatch):
@@ -144,13 +220,16 @@ def test_rows_that_are_not_utf8_or_far_too_long_are_counted_malformed_and_the_re
 @pytest.mark.parametrize("file_format", ["Parquet", "ORC"])
 def test_only_csv_reports_are_read(s3, file_format):
     key = put_report(s3, INV, "src", [], file_format=file_format)
-    with pytest.raises(inventory.InventoryError, match=r"only CSV reports.*pyarrow"):
+    with pytest.raises(inventory.InventoryError, match=rf"a '{file_format}' report; only CSV .*\(Parquet and ORC need"):
         inventory.read_manifest(s3, INV, key)
 
 
 def test_a_report_without_version_ids_is_refused(s3):
     key = put_report(s3, INV, "src", [], schema="Bucket, Key, Size, LastModifiedDate")
-    with pytest.raises(inventory.InventoryError, match="no VersionId column"):
+    with pytest.raises(inventory.InventoryError, match=r"no VersionId column \(configure the inventory with all"):
+        inventory.read_manifest(s3, INV, key)
+    key = put_report(s3, INV, "src", [], schema="Bucket, Size", folder="2026-12-08T01-00Z")
+    with pytest.raises(inventory.InventoryError, match="no Key, VersionId column"):
         inventory.read_manifest(s3, INV, key)
 
 

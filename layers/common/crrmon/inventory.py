@@ -113,10 +113,9 @@ def lines(body, *, compressed: bool, containing: str | None = None) -> Iterator[
             if cut == -1 and data:
                 continue
             overlong = False
-            if cut != -1:
-                data = data[cut + 1 :]
-                if not data:
-                    continue  # the long line ended with the block: read on
+            data = data[cut + 1 :]
+            if not data:
+                continue  # the long line ended with the block (or the file ended): read on
         text = rest + data if data else rest + b"\n" * bool(rest)  # a last line without its newline
         end = text.rfind(b"\n") + 1
         whole, rest = text[:end], text[end:]
@@ -148,7 +147,7 @@ def _lines_of(text: bytes, number: int, needle: bytes | None) -> Iterator[tuple[
 
 
 def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()  # ISO 8601 in UTC, "Z" and all
 
 
 def version_of_row(schema: tuple[str, ...], values: list[str]) -> Version:
