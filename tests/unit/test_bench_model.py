@@ -430,3 +430,19 @@ def test_the_meter_bills_each_key_a_batch_read_asks_for_and_sets_heartbeats_apar
     session.client("dynamodb").batch_get_item(RequestItems={"t": {"Keys": keys}})
     assert meter.units["dynamodb.read_units_eventual"] == 1.0  # half a unit per key, eventually consistent
     assert meter.units["dynamodb.bookkeeping_read_units"] == 0.5
+
+
+def test_a_function_memory_is_its_own_parameter_default_else_the_globals():
+    template = {
+        "Globals": {"Function": {"MemorySize": 256}},
+        "Parameters": {"ReconcileMemorySize": {"Type": "Number", "Default": 1024}},
+        "Resources": {
+            "ReconcileFunction": {"Properties": {"MemorySize": {"Ref": "ReconcileMemorySize"}}},
+            "IngestFunction": {"Properties": {}},
+            "Fixed": {"Properties": {"MemorySize": 512}},
+        },
+    }
+    assert model.function_memory_mb(template, "ReconcileFunction") == 1024
+    assert model.function_memory_mb(template, "IngestFunction") == 256
+    assert model.function_memory_mb(template, "Fixed") == 512
+    assert model.function_memory_mb({"Resources": {"F": {"Properties": {}}}}, "F") == 128

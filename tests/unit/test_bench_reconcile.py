@@ -144,3 +144,12 @@ def test_the_memory_a_billion_row_destination_report_needs_follows_the_cpu_per_r
     assert "needs 435 s of a full core: 896 MB (`ReconcileMemorySize`)" in text
     slow = replace(scan, rows=1_000_000, cpu_s=[0.9])
     assert "more than one run" in " ".join(report.proof_section(scan, runs, prices, slow))
+
+
+def test_reconciliation_and_the_proof_are_costed_at_the_reconcile_function_memory(runs, prices, monkeypatch):
+    scan = speed.inventory_scan(2_000, rounds=1, day_share=0.1)
+    at_256 = report.reconcile_seconds(runs["tracked"])
+    monkeypatch.setattr(report, "reconcile_memory_mb", lambda: 1769)  # ReconcileMemorySize at one vCPU
+    text = " ".join(report.proof_section(scan, runs, prices))
+    assert f"{scan.seconds_per_row * 1e6:,.2f} µs at 1769 MB's CPU share" in text  # a full core
+    assert report.reconcile_seconds(runs["tracked"]) < at_256

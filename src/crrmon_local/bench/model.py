@@ -88,6 +88,14 @@ def batching_from_template(template: Mapping[str, Any]) -> dict[str, Batching]:
     return out
 
 
+def function_memory_mb(template: Mapping[str, Any], logical_id: str) -> int:
+    """A function's memory as deployed with the defaults: its own MemorySize (a parameter's Default when
+    it refers to one), else the Globals' (128, Lambda's default, when neither says)."""
+    globals_mb = template.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
+    own = template["Resources"][logical_id]["Properties"].get("MemorySize", globals_mb)
+    return int(_value(template, own))
+
+
 def _value(template: Mapping[str, Any], value: Any) -> Any:
     """A property's value: a `!Ref` to a parameter gives the parameter's Default."""
     if isinstance(value, Mapping) and "Ref" in value:

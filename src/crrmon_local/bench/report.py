@@ -33,7 +33,13 @@ def _iqr(values: list[float], scale: float = 1.0) -> str:
 
 
 def memory_mb() -> int:
+    """The event path's functions' memory (the Globals')."""
     return int(load_template(TEMPLATE)["Globals"]["Function"].get("MemorySize", 128))
+
+
+def reconcile_memory_mb() -> int:
+    """The reconciliation function's memory: its own parameter, ReconcileMemorySize's default."""
+    return model.function_memory_mb(load_template(TEMPLATE), "ReconcileFunction")
 
 
 def _read_units(s: Scenario) -> str:
@@ -70,7 +76,7 @@ def reconcile_seconds(run: ReconcileRun, *, with_round_trips: bool = True) -> fl
     """Lambda duration of one pass per version listed: its CPU (measured on a full core) at the function's
     CPU share, plus the round trips one after the other when asked."""
     waiting = speed.waiting_s(run.pass_calls) if with_round_trips else 0.0
-    return model.lambda_duration_s(run.timing.cpu, waiting, memory_mb()) / run.versions
+    return model.lambda_duration_s(run.timing.cpu, waiting, reconcile_memory_mb()) / run.versions
 
 
 def reconcile_lines(run: ReconcileRun, *, with_round_trips: bool) -> list[cost.Line]:
@@ -84,7 +90,7 @@ def reconcile_lines(run: ReconcileRun, *, with_round_trips: bool) -> list[cost.L
         progress_writes=run.pass_calls["dynamodb.UpdateItem"] * per,
         sqs_requests=run.sqs_requests * per,
         lambda_seconds=seconds,
-        memory_mb=memory_mb(),
+        memory_mb=reconcile_memory_mb(),
         arch=architecture(),
     )
 
@@ -200,8 +206,9 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
     totals = {key: cost.total_per_million(bill, prices) for key, bill in bills.items()}
     w(
         f"Dollars per million versions listed, per pass, one destination, prices from `bench/prices.json`. Lambda "
-        f"at {memory_mb()} MB {architecture()}, its duration either the measured CPU alone, stretched to the "
-        f"function's CPU share ({model.cpu_share(memory_mb()):.3f} vCPU: `model.lambda_duration_s`), or that "
+        f"at {reconcile_memory_mb()} MB {architecture()}, its duration either the measured CPU alone, stretched to "
+        f"the function's CPU share ({model.cpu_share(reconcile_memory_mb()):.3f} vCPU: `model.lambda_duration_s`), "
+        "or that "
         f"plus the round trips above ({rtt_ms:.0f} ms per call, {list_ms:.0f} ms per listing page; on AWS the "
         "pass waits for the network, so this is the nearer figure)."
     )
@@ -244,7 +251,7 @@ def reconcile_section(runs: dict[str, ReconcileRun], prices: cost.PriceTable) ->
         f"(${totals['old', True]:,.4f} per million with the round trips). With its round trips a pass takes "
         f"{seconds['tracked'] * MILLION:,.0f} s per million versions inside the window "
         f"({reconcile_seconds(tracked, with_round_trips=False) * MILLION:,.0f} s of it CPU at "
-        f"{memory_mb()} MB's share) and "
+        f"{reconcile_memory_mb()} MB's share) and "
         f"{seconds['old'] * MILLION:,.0f} s per million older ones; a run lists for up to {run_s} s (the "
         f"{timeout} s timeout less its {RUN_MARGIN_S} s margin): {run_s / seconds['tracked'] / MILLION:,.1f} or "
         f"{run_s / seconds['old'] / MILLION:,.1f} million versions. A bucket holding a billion versions, however "
@@ -271,21 +278,25 @@ def proof_section(
     of the day (what a large, old bucket's report is), for how large a report one run can read."""
     from crrmon.reconcile import RUN_MARGIN_S
 
-    seconds = scan.seconds_per_row / model.cpu_share(memory_mb())
+    memory = reconcile_memory_mb()
     run_s = int(load_template(TEMPLATE)["Resources"]["ReconcileFunction"]["Properties"]["Timeout"]) - RUN_MARGIN_S
     listing = cost.total_per_million(reconcile_lines(runs["tracked"], with_round_trips=True), prices)
+
+    def at_share(s: InventoryScan) -> float:
+        """Seconds a row at the function's CPU share."""
+        return s.seconds_per_row / model.cpu_share(memory)
+
     rows = cost.proof_comparison(
-        prices, reconcile_usd_per_million=listing, scan_seconds=seconds, memory_mb=memory_mb(), arch=architecture()
+        prices, reconcile_usd_per_million=listing, scan_seconds=at_share(scan), memory_mb=memory, arch=architecture()
     )
 
     def read(s: InventoryScan) -> str:
-        at_share = s.seconds_per_row / model.cpu_share(memory_mb())
         return (
             f"one gzipped CSV report of {s.rows:,} rows ({s.compressed_bytes / KIB:,.0f} KiB), {s.day_rows:,} of "
             f"them of the day being proven: {statistics.median(s.cpu_s) * 1e3:,.0f} ms CPU, median of "
             f"{len(s.cpu_s)} reads, {s.seconds_per_row * 1e6:,.2f} µs per row on a full core, "
-            f"{at_share * 1e6:,.2f} µs at {memory_mb()} MB's CPU share: a run reading for {run_s} s reads about "
-            f"{run_s / at_share / 1e6:,.0f} million rows"
+            f"{at_share(s) * 1e6:,.2f} µs at {memory} MB's CPU share: a run reading for {run_s} s reads about "
+            f"{run_s / at_share(s) / 1e6:,.0f} million rows"
         )
 
     out = [
@@ -404,7 +415,8 @@ def cold_start_section(
         )
         w("")
     w(
-        f"The template gives every function {memory_mb()} MB; Lambda's own runtime process adds a few MB to "
+        f"The template gives ingest, matcher and sweeper {memory_mb()} MB; Lambda's own runtime process adds a "
+        "few MB to "
         "the figure Lambda reports as Max Memory Used."
     )
     w("")
@@ -749,7 +761,7 @@ def render(
                 if limited is not None
                 else "."
             )
-            + f" The template gives every function {memory_mb()} MB."
+            + f" The template gives ingest, matcher and sweeper {memory_mb()} MB."
         )
         w("")
     if not ingest_gap > 0 and not over_memory:
