@@ -524,8 +524,9 @@ def test_each_parameter_value_runs_from_the_built_artifact(name, served, xray_da
         yesterday = (midnight - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         s3.create_bucket(Bucket=INVENTORIES)
         for bucket, status in ((SRC, "COMPLETED"), (destination, "REPLICA")):
-            version = row(bucket, key, obj["VersionId"], size=obj["size"], etag=obj["etag"], modified=yesterday)
-            version[8] = status
+            version = row(
+                bucket, key, obj["VersionId"], size=obj["size"], etag=obj["etag"], modified=yesterday, status=status
+            )
             put_report(
                 s3, INVENTORIES, bucket, [[version]], base="{bucket}/crrmon",
                 folder=midnight.strftime("%Y-%m-%dT%H-%MZ"), created_ms=int(midnight.timestamp() * 1000),

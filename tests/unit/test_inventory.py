@@ -164,8 +164,7 @@ def test_empty_lines_are_passed_over_and_the_rows_after_them_read(s3):
 def test_row_fields_s3_may_leave_empty_or_quote(s3):
     plain = row("src", "unversioned", "")  # written before versioning was enabled
     plain[3] = "false"  # IsLatest: a noncurrent version
-    quoted = row("src", "quoted", "v2", etag='"abc"', encryption="SSE-FUTURE")
-    quoted[6] = ""  # no LastModifiedDate
+    quoted = row("src", "quoted", "v2", etag='"abc"', encryption="SSE-FUTURE", modified="")  # no LastModifiedDate
     manifest = inventory.read_manifest(s3, INV, put_report(s3, INV, "src", [[plain, quoted]]))
     first, second = inventory.read_versions(s3, manifest)
     assert first.version_id == "null" and first.latest is False and not first.delete_marker
